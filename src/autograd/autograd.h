@@ -1,0 +1,61 @@
+// Public autograd API: marking leaves, running backward, no-grad scopes, hooks, and
+// checkpointed (recomputed) sub-graphs.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "autograd/node.h"
+#include "core/tensor.h"
+
+namespace ternion::autograd {
+
+// Leaves.
+Tensor& set_requires_grad(Tensor& t, bool requires_grad = true);
+bool requires_grad(const Tensor& t);
+bool is_leaf(const Tensor& t);  // no grad_fn
+// The accumulated gradient of a leaf (undefined before its first backward).
+Tensor grad(const Tensor& t);
+void zero_grad(Tensor& t);  // drops the gradient (next backward writes a fresh one)
+// The node that produced t (null for leaves and tensors made without grad).
+std::shared_ptr<Node> grad_fn(const Tensor& t);
+// A tensor that shares t's data but has no history.
+Tensor detach(const Tensor& t);
+
+// Runs `hook(param)` every time backward has finished accumulating into param.grad
+// (data-parallel bucketing starts each bucket's all-reduce from these).
+void register_grad_ready_hook(Tensor& param, GradReadyHook hook);
+
+// Reverse-mode sweep from `roots` with seed gradients (ones for a scalar root when
+// `grads` is empty). Nodes run in reverse creation order among those ready; saved
+// tensors are released after each node runs unless retain_graph.
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads = {},
+              bool retain_graph = false);
+inline void backward(const Tensor& root) { backward(std::vector<Tensor>{root}); }
+
+// Whether ops record the graph on this thread.
+bool grad_enabled();
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool enabled);
+  ~GradModeGuard();
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+// No recording inside this scope: `NoGrad guard;`.
+struct NoGrad : GradModeGuard {
+  NoGrad() : GradModeGuard(false) {}
+};
+
+// Activation checkpointing: runs fn(inputs) without recording, keeping only the inputs.
+// During backward the engine re-runs fn with recording on and back-propagates through
+// the recomputed graph (into the inputs and into any parameters fn uses). fn must be
+// deterministic (dropout through the counter-based RNG is) so recomputation is exact.
+using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs);
+
+}  // namespace ternion::autograd

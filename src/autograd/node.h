@@ -1,0 +1,83 @@
+// The recorded graph. Every differentiable op creates one Node per call holding what
+// its backward needs; outputs point at it through AutogradMeta::grad_fn, and the node
+// points at the nodes of its inputs through edges. Leaves that require grad get an
+// AccumulateGrad node that adds into their .grad and fires their grad-ready hooks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ternion::autograd {
+
+class Node;
+
+struct Edge {
+  std::shared_ptr<Node> node;  // null: that input needs no gradient
+  int input_nr = 0;            // which output of `node` the input was
+};
+
+using GradReadyHook = std::function<void(const Tensor& param)>;
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;                             // leaves: accumulated gradient (+=)
+  std::shared_ptr<Node> grad_fn;           // non-leaves: the node that made this tensor
+  int output_nr = 0;                       // which output of grad_fn
+  std::weak_ptr<Node> grad_accumulator;    // leaves: their AccumulateGrad, made lazily
+  std::vector<GradReadyHook> ready_hooks;  // leaves: run after each accumulation
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  virtual ~Node() = default;
+  virtual std::string_view name() const = 0;
+
+  // grads[i] is d(loss)/d(output i) (the engine passes zeros for outputs that got no
+  // gradient). Returns one gradient per edge, undefined where the edge needs none.
+  virtual std::vector<Tensor> backward(std::vector<Tensor>& grads) = 0;
+
+  const std::vector<Edge>& next_edges() const { return edges_; }
+  uint64_t sequence_nr() const { return sequence_nr_; }
+  int num_outputs() const { return static_cast<int>(output_shapes_.size()); }
+  const Shape& output_shape(int i) const { return output_shapes_[i]; }
+  DType output_dtype(int i) const { return output_dtypes_[i]; }
+  Device output_device(int i) const { return output_devices_[i]; }
+  // Saved tensors are dropped after the node's backward ran once (unless the engine
+  // was asked to retain the graph).
+  size_t num_saved() const { return saved_.size(); }
+  void release_saved() { saved_.clear(); }
+
+ protected:
+  // Saves `t` for the backward and returns its slot.
+  size_t save(const Tensor& t) {
+    saved_.push_back(t);
+    return saved_.size() - 1;
+  }
+  const Tensor& saved(size_t slot) const;
+
+ private:
+  friend class NodeBuilder;
+  std::vector<Edge> edges_;
+  std::vector<Shape> output_shapes_;
+  std::vector<DType> output_dtypes_;
+  std::vector<Device> output_devices_;
+  std::vector<Tensor> saved_;
+  uint64_t sequence_nr_ = 0;
+};
+
+// Adds incoming gradients into a leaf's .grad, then runs its grad-ready hooks.
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(Tensor leaf);
+  std::string_view name() const override { return "AccumulateGrad"; }
+  std::vector<Tensor> backward(std::vector<Tensor>& grads) override;
+  // The leaf is held weakly: the graph must not keep parameters alive.
+  std::weak_ptr<TensorImpl> leaf;
+};
+
+}  // namespace ternion::autograd

@@ -1,0 +1,40 @@
+// Helpers for op implementations: deciding whether to record and wiring a node between
+// an op's inputs and outputs. Only op files include this.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "autograd/node.h"
+
+namespace ternion::autograd {
+
+// True when grad mode is on and any input requires grad.
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+class NodeBuilder {
+ public:
+  // Points `node` at the inputs' nodes and makes it the grad_fn of `outputs`.
+  // Outputs must be fresh tensors (no autograd history).
+  static void connect(const std::shared_ptr<Node>& node, const std::vector<Tensor>& inputs,
+                      const std::vector<Tensor>& outputs);
+  static void init_accumulator(Node& acc, const Tensor& leaf);
+};
+
+// Records a node of type N when needed: N is built with `args...` only then.
+// Returns the node (null when nothing was recorded) so the caller can save tensors
+// into it before it is used.
+template <typename N, typename... Args>
+std::shared_ptr<N> record(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                          Args&&... args) {
+  if (!needs_grad(inputs)) return nullptr;
+  auto node = std::make_shared<N>(std::forward<Args>(args)...);
+  NodeBuilder::connect(node, inputs, outputs);
+  return node;
+}
+
+// The gradient `g` summed with `acc` (acc may be undefined). Does not alias either.
+Tensor add_gradients(const Tensor& acc, const Tensor& g);
+
+}  // namespace ternion::autograd

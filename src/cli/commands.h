@@ -1,0 +1,10 @@
+// Subcommands of the ternion binary. Each takes (argc, argv) with argv[0] the command
+// name, returns the process exit code, and throws ternion::Error on failure.
+#pragma once
+
+namespace ternion::cli {
+
+int run_version(int argc, char** argv);
+int run_selftest(int argc, char** argv);
+
+}  // namespace ternion::cli
