@@ -12,7 +12,7 @@
   do {                                                                                   \
     cudaError_t err_ = (call);                                                           \
     if (err_ != cudaSuccess)                                                             \
-      ::ternion::fail("cuda", ::str_cat(#call, " failed: ", cudaGetErrorString(err_), \
+      ::ternion::fail("cuda", ::ternion::str_cat(#call, " failed: ", cudaGetErrorString(err_), \
                                              " at ", __FILE__, ":", __LINE__));          \
   } while (0)
 

@@ -82,6 +82,7 @@ Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
 int64_t Tensor::size(int dim) const { return shape()[wrap_dim(dim, ndim(), "size")]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (int i = ndim() - 1; i >= 0; --i) {
     if (shape()[i] == 1) continue;
