@@ -65,7 +65,14 @@
                              double dloss, Tensor& dlogits))                                    \
   /* out = x * keep / (1 - p), keep[i] = uniform_at(key, stream, i) >= p. The backward is the */ \
   /* same kernel applied to dy with the same (key, stream).                                   */ \
-  X(dropout, (const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& out))
+  X(dropout, (const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& out))         \
+  /* out (scalar, f64) = sum of a[i]^2, accumulated in f64 (gradient norms).                  */ \
+  X(sum_squares, (const Tensor& a, Tensor& out))                                                \
+  /* One AdamW update in place (PyTorch semantics), t = step >= 1:                            */ \
+  /*   p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;                              */ \
+  /*   p -= (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps).  p, g, m, v same shape.     */ \
+  X(adamw, (Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1,         \
+            double beta2, double eps, double weight_decay, int64_t step))
 
 namespace ternion::kernels {
 

@@ -3,13 +3,15 @@
 //             exactly; out = P v.                     (out [B,H,T,D], probs [B,H,T,T] overwritten)
 //   backward: dv = P^T dO; dP = dO v^T; dS = P * (dP - rowsum(dP * P));
 //             dq = dS k * scale; dk = dS^T q * scale.  (dq, dk, dv overwritten)
-// Precision: GEMMs by OpenBLAS in the tensor dtype; softmax row sums and rowsum(dP * P) in f64.
+// Precision: GEMMs by OpenBLAS in the tensor dtype; exp as in softmax.cpp; softmax row sums
+// and rowsum(dP * P) in f64.
 // Parallelism: OpenMP over B*H; the BLAS calls inside run single-threaded. Each (b,h) is
 // computed by one thread, so results do not depend on the thread count.
 #include <cmath>
 #include <limits>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace ternion::kernels::cpu {
 
@@ -27,7 +29,7 @@ void causal_softmax(T* s, int64_t Tn) {
 #pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < len; ++j) mx = std::max(mx, row[j]);
 #pragma omp simd
-    for (int64_t j = 0; j < len; ++j) row[j] = std::exp(row[j] - mx);
+    for (int64_t j = 0; j < len; ++j) row[j] = detail::vexp(row[j] - mx);
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < len; ++j) sum += static_cast<double>(row[j]);

@@ -3,12 +3,14 @@
 //   forward:  lse[n] = logsumexp_v logits[n,v]; loss = (1/N) sum_n (lse[n] - logits[n,t_n])
 //             (lse, loss overwritten; loss = 0 when N == 0)
 //   backward: dlogits[n,v] = dloss / N * (exp(logits[n,v] - lse[n]) - [v == t_n])  (overwrite)
-// Precision: exp sums and the loss accumulate in f64; the per-row losses are summed
+// Precision: exp in the dtype of logits (f32 through detail::exp_f32, <= 2 ulp); exp sums
+// and the loss accumulate in f64; the per-row losses are summed
 // serially in ascending n, so the loss does not depend on the thread count.
 #include <cmath>
 #include <limits>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace ternion::kernels::cpu {
 
@@ -28,7 +30,7 @@ double forward_impl(const Tensor& logits, const std::vector<int64_t>& tgt, Tenso
     for (int64_t v = 0; v < V; ++v) mx = std::max(mx, lr[v]);
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t v = 0; v < V; ++v) s += static_cast<double>(std::exp(lr[v] - mx));
+    for (int64_t v = 0; v < V; ++v) s += static_cast<double>(detail::vexp(lr[v] - mx));
     const double l = static_cast<double>(mx) + std::log(s);
     plse[n] = static_cast<T>(l);
     row_loss[static_cast<size_t>(n)] = l - static_cast<double>(lr[tgt[static_cast<size_t>(n)]]);
@@ -53,7 +55,7 @@ void backward_impl(const Tensor& logits, const std::vector<int64_t>& tgt, const 
     T* dr = pd + n * V;
     const T l = plse[n];
 #pragma omp simd
-    for (int64_t v = 0; v < V; ++v) dr[v] = g * std::exp(lr[v] - l);
+    for (int64_t v = 0; v < V; ++v) dr[v] = g * detail::vexp(lr[v] - l);
     dr[tgt[static_cast<size_t>(n)]] -= g;
   }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 
 namespace ternion::kernels::cpu {
@@ -294,7 +295,22 @@ TEST(LayerNorm, EmptyRows) {
   EXPECT_EQ(dw.to_vector<float>(), std::vector<float>(4, 0.0f));
 }
 
-// ---------------------------------------------------------------- gelu, softmax
+// ---------------------------------------------------------------- exp, gelu, softmax
+
+TEST(VecMath, ExpF32WithinTwoUlpAndEdgeCases) {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.0f; x += 0.000731f) {
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::abs(detail::exp_f32(x) - want) / want);
+  }
+  EXPECT_LT(worst, 2 * 0x1p-23);
+  EXPECT_EQ(detail::exp_f32(-INFINITY), 0.0f);
+  EXPECT_EQ(detail::exp_f32(-1000.0f), 0.0f);
+  EXPECT_EQ(detail::exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(detail::exp_f32(INFINITY), INFINITY);
+  EXPECT_EQ(detail::exp_f32(1000.0f), INFINITY);
+  EXPECT_TRUE(std::isnan(detail::exp_f32(NAN)));
+}
 
 double gelu_ref(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
@@ -309,6 +325,13 @@ TEST(Gelu, ForwardAndBackward) {
     gelu_forward(make(x, {5, 8}, dt), y);
     expect_near(get(y), want, dt == DType::f64 ? 1e-14 : 1e-6, "gelu");
   }
+  // Saturation: no NaN from e^-2u overflowing.
+  Tensor ext = make({-1e4, -50, 50, 1e4}, {4}, DType::f32), ey = Tensor::empty({4});
+  gelu_forward(ext, ey);
+  expect_near(get(ey), {0, 0, 50, 1e4}, 1e-6, "gelu saturation");
+  Tensor edx = Tensor::empty({4});
+  gelu_backward(ext, Tensor::full({4}, 1.0), edx);
+  expect_near(get(edx), {0, 0, 1, 1}, 1e-6, "gelu_backward saturation");
   Tensor dx = Tensor::empty({40}, DType::f64);
   gelu_backward(make(x, {40}), make(dy, {40}), dx);
   Vec want_dx(40);

@@ -1,11 +1,13 @@
 // Softmax over the last dim of x[N,C] (any leading shape; C = x.size(-1)).
 //   forward:  y[n,c] = exp(x[n,c] - max_c x[n]) / sum_c exp(x[n,c] - max_c x[n])   (overwrite)
 //   backward: dx[n,c] = y[n,c] * (dy[n,c] - sum_c dy[n,c] y[n,c])                 (overwrite)
-// Precision: exponentials in the dtype of x, row sums in f64. Parallel over rows.
+// Precision: exponentials in the dtype of x (f32 through detail::exp_f32, <= 2 ulp), row
+// sums in f64. Parallel over rows.
 #include <cmath>
 #include <limits>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace ternion::kernels::cpu {
 
@@ -27,7 +29,7 @@ void forward_impl(const Tensor& x, Tensor& y) {
 #pragma omp simd reduction(max : mx)
     for (int64_t c = 0; c < C; ++c) mx = std::max(mx, xr[c]);
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) yr[c] = std::exp(xr[c] - mx);
+    for (int64_t c = 0; c < C; ++c) yr[c] = detail::vexp(xr[c] - mx);
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (int64_t c = 0; c < C; ++c) s += static_cast<double>(yr[c]);
