@@ -1,0 +1,72 @@
+// Internal to src/data: RAII handles and error translation for the HDF5 C API.
+// HDF5 failures become ternion::Error("[op] <what> '<file>': <HDF5's own message>").
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ternion::data::h5 {
+
+// Owns one HDF5 identifier and closes it with the matching H5?close. Move-only.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), closer_(o.closer_) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+      closer_ = o.closer_;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  hid_t get() const { return id_; }
+  // Closes now; returns false when HDF5 reports a failure. Never throws.
+  bool reset() {
+    if (id_ < 0) return true;
+    const herr_t rc = closer_(std::exchange(id_, H5I_INVALID_HID));
+    return rc >= 0;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+// While alive, HDF5 does not print its error stack to stderr (H5Eset_auto2 with no handler);
+// the previous handler is restored on destruction. Each public entry point of src/data that
+// calls HDF5 holds one, so failures reach the caller only as ternion::Error.
+class QuietErrors {
+ public:
+  QuietErrors() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+// The most specific description on HDF5's default error stack, on one line; clears the stack.
+// Must be called right after the failing call (every HDF5 API call resets the stack).
+std::string error_stack();
+
+// Throws ternion::Error("[op] <what> '<path>': <error_stack()>") when id < 0, else returns id.
+hid_t check_id(hid_t id, std::string_view op, std::string_view what, std::string_view path);
+// Same for herr_t / htri_t results (negative is failure); returns rc.
+int check_rc(int rc, std::string_view op, std::string_view what, std::string_view path);
+
+}  // namespace ternion::data::h5
