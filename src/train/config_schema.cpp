@@ -1,0 +1,352 @@
+#include "train/config_schema.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <type_traits>
+#include <utility>
+
+namespace ternion::train::schema {
+
+// Strings are always quoted so that "auto", "true", "~" or "" read back as strings.
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
+}
+
+namespace {
+
+// ---- Scalar codecs: YAML node <-> value. `type` names the type in docs and errors.
+
+template <typename T>
+struct Codec {
+  std::string type;
+  std::function<bool(const YAML::Node&, T&)> decode;  // false: the node is not a T
+  std::function<std::string(const T&)> encode;        // YAML text that decodes to the same T
+};
+
+// Decimal only: yaml-cpp's own conversion reads "010" as octal.
+template <typename Int>
+Codec<Int> int_codec(std::string type) {
+  return {std::move(type),
+          [](const YAML::Node& n, Int& out) {
+            if (!n.IsScalar()) return false;
+            std::string_view s = n.Scalar();
+            if (!s.empty() && s[0] == '+') s.remove_prefix(1);
+            Int v{};
+            auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+            if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return false;
+            out = v;
+            return true;
+          },
+          [](const Int& v) { return std::to_string(v); }};
+}
+
+Codec<double> float_codec() {
+  return {"float",
+          [](const YAML::Node& n, double& out) {
+            if (!n.IsScalar()) return false;
+            std::string_view s = n.Scalar();
+            if (!s.empty() && s[0] == '+') s.remove_prefix(1);
+            double v = 0;
+            auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+            if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v))
+              return false;
+            out = v;
+            return true;
+          },
+          [](const double& v) {
+            if (std::isnan(v)) return std::string(".nan");
+            if (std::isinf(v)) return std::string(v > 0 ? ".inf" : "-.inf");
+            char buf[32];
+            auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that round-trips
+            std::string s(buf, r.ptr);
+            size_t e = s.find('e');
+            if (e == std::string::npos && s.find('.') == std::string::npos) return s + ".0";
+            if (e != std::string::npos && s[e + 2] == '0') s.erase(e + 2, 1);  // 6e-04 -> 6e-4
+            return s;
+          }};
+}
+
+Codec<bool> bool_codec() {
+  return {"bool",
+          [](const YAML::Node& n, bool& out) { return YAML::convert<bool>::decode(n, out); },
+          [](const bool& v) { return std::string(v ? "true" : "false"); }};
+}
+
+Codec<std::string> string_codec() {
+  return {"string",
+          [](const YAML::Node& n, std::string& out) {
+            if (n.IsNull()) {  // "val:" with nothing after it
+              out.clear();
+              return true;
+            }
+            if (!n.IsScalar()) return false;
+            out = n.Scalar();
+            return true;
+          },
+          quote};
+}
+
+// An int that may also be written "auto", stored as 0.
+Codec<int> auto_int_codec() {
+  Codec<int> c = int_codec<int>("int or auto");
+  c.decode = [plain = c.decode](const YAML::Node& n, int& out) {
+    if (n.IsScalar() && n.Scalar() == "auto") {
+      out = 0;
+      return true;
+    }
+    return plain(n, out);
+  };
+  c.encode = [](const int& v) { return v == 0 ? std::string("auto") : std::to_string(v); };
+  return c;
+}
+
+template <typename T>
+Codec<T> default_codec() {
+  if constexpr (std::is_same_v<T, int>) return int_codec<int>("int");
+  else if constexpr (std::is_same_v<T, int64_t>) return int_codec<int64_t>("int64");
+  else if constexpr (std::is_same_v<T, double>) return float_codec();
+  else if constexpr (std::is_same_v<T, bool>) return bool_codec();
+  else {
+    static_assert(std::is_same_v<T, std::string>, "no codec for this member type");
+    return string_codec();
+  }
+}
+
+// ---- Rules on one value. `what` reads after "must be" in errors and in the docs.
+
+template <typename T>
+struct Rule {
+  std::string what;
+  std::function<bool(const T&)> ok;
+};
+
+// Converts to Rule<T> for whatever T the key has, so the table needs no template arguments.
+template <typename Pred>
+struct AnyRule {
+  std::string what;
+  Pred ok;
+  template <typename T>
+  operator Rule<T>() const { return {what, ok}; }
+};
+template <typename Pred>
+AnyRule(std::string, Pred) -> AnyRule<Pred>;
+
+auto positive() { return AnyRule{"> 0", [](const auto& v) { return v > 0; }}; }
+auto non_negative() { return AnyRule{">= 0", [](const auto& v) { return v >= 0; }}; }
+auto unit_interval() { return AnyRule{"in [0, 1)", [](double v) { return v >= 0 && v < 1; }}; }
+auto non_empty() { return AnyRule{"non-empty", [](const std::string& s) { return !s.empty(); }}; }
+
+auto one_of(std::vector<std::string> choices) {
+  return AnyRule{"one of " + join(choices, ", "), [choices](const std::string& s) {
+                   for (const auto& c : choices)
+                     if (s == c) return true;
+                   return false;
+                 }};
+}
+
+// "tp-dp-pp" and its permutations.
+auto parallel_order() {
+  return AnyRule{"tp, dp and pp in some order, joined by '-'", [](const std::string& s) {
+                   for (const char* o : {"tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp",
+                                         "pp-dp-tp"})
+                     if (s == o) return true;
+                   return false;
+                 }};
+}
+
+// ---- Typed key builders.
+
+template <typename T, typename Get>
+Key make_key(std::string name, Get get, std::string doc, Rule<T> rule, Codec<T> codec) {
+  Key k{std::move(name), codec.type, rule.what, std::move(doc), {}, {}, {}};
+  k.decode = [get, decode = codec.decode](const YAML::Node& n, Config& c) {
+    T v{};
+    if (!decode(n, v)) return false;
+    get(c) = std::move(v);
+    return true;
+  };
+  k.encode = [get, encode = codec.encode](const Config& c) { return encode(get(c)); };
+  k.ok = [get, ok = rule.ok](const Config& c) { return !ok || ok(get(c)); };
+  return k;
+}
+
+// A key inside a section: key("optim.lr", &Config::optim, &OptimConfig::lr, doc, rule).
+template <typename S, typename T>
+Key key(std::string name, S Config::*section, T S::*member, std::string doc,
+        std::type_identity_t<Rule<T>> rule = {},
+        std::type_identity_t<Codec<T>> codec = default_codec<T>()) {
+  auto get = [section, member](auto& c) -> auto& { return c.*section.*member; };
+  return make_key<T>(std::move(name), get, std::move(doc), std::move(rule), std::move(codec));
+}
+
+// A top-level key: key("precision", &Config::precision, doc, rule).
+template <typename T>
+Key key(std::string name, T Config::*member, std::string doc,
+        std::type_identity_t<Rule<T>> rule = {},
+        std::type_identity_t<Codec<T>> codec = default_codec<T>()) {
+  auto get = [member](auto& c) -> auto& { return c.*member; };
+  return make_key<T>(std::move(name), get, std::move(doc), std::move(rule), std::move(codec));
+}
+
+}  // namespace
+
+// ---- The key table. A new key is one line here plus its member in config.h.
+
+// TN_KEY(optim, lr, doc[, rule[, codec]]): the key is named after the member, so they agree.
+#define TN_KEY(section, field, ...) \
+  key(#section "." #field, &Config::section, &decltype(Config::section)::field, __VA_ARGS__)
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = {
+      TN_KEY(run, dir, "Run directory: checkpoints and logs go here.", non_empty()),
+      TN_KEY(run, seed, "Seed for weight init, dropout and data order."),
+
+      TN_KEY(model, vocab_size, "Vocabulary size V.", positive()),
+      TN_KEY(model, block_size, "Maximum sequence length T.", positive()),
+      TN_KEY(model, n_layer, "Number of transformer blocks L.", positive()),
+      TN_KEY(model, n_head, "Attention heads H per block.", positive()),
+      TN_KEY(model, n_embd, "Embedding width C; a multiple of n_head.", positive()),
+      TN_KEY(model, dropout, "Dropout probability; 0 disables dropout.", unit_interval()),
+      TN_KEY(model, init_from, "Checkpoint to initialise the weights from; empty = random init."),
+
+      TN_KEY(data, train, "Training data file.", non_empty()),
+      TN_KEY(data, val, "Validation data file; empty = no validation set."),
+      TN_KEY(data, shuffle, "Shuffle the order of training sequences."),
+
+      TN_KEY(train, steps, "Number of optimizer steps.", positive()),
+      TN_KEY(train, global_batch_size,
+             "Sequences per optimizer step, summed over data-parallel ranks.", positive()),
+      TN_KEY(train, micro_batch_size,
+             "Sequences per forward/backward pass on one rank; gradients accumulate over "
+             "global_batch_size / (micro_batch_size * dp) micro-batches.",
+             positive()),
+      TN_KEY(train, eval_interval, "Steps between evaluations on data.val; 0 = never.",
+             non_negative()),
+      TN_KEY(train, eval_batches, "Micro-batches averaged per evaluation.", positive()),
+
+      TN_KEY(optim, lr, "Peak learning rate, reached at the end of warmup.", non_negative()),
+      TN_KEY(optim, min_lr, "Learning rate at the last step of the cosine schedule.",
+             non_negative()),
+      TN_KEY(optim, warmup_steps, "Steps of linear warmup from 0 to lr.", non_negative()),
+      TN_KEY(optim, schedule,
+             "Learning rate after warmup: cosine decays from lr to min_lr; constant keeps lr.",
+             one_of({"cosine", "constant"})),
+      TN_KEY(optim, weight_decay, "AdamW decoupled weight decay.", non_negative()),
+      TN_KEY(optim, beta1, "AdamW decay rate of the first moment.", unit_interval()),
+      TN_KEY(optim, beta2, "AdamW decay rate of the second moment.", unit_interval()),
+      TN_KEY(optim, eps, "AdamW denominator epsilon.", positive()),
+      TN_KEY(optim, grad_clip, "Maximum global gradient norm; 0 disables clipping.",
+             non_negative()),
+
+      TN_KEY(log, interval, "Steps between log lines.", positive()),
+
+      TN_KEY(parallel, dp, "Data-parallel degree; auto (stored as 0) = world_size / (tp * pp).",
+             non_negative(), auto_int_codec()),
+      TN_KEY(parallel, tp, "Tensor-parallel degree.", positive()),
+      TN_KEY(parallel, pp, "Pipeline-parallel degree.", positive()),
+      TN_KEY(parallel, order,
+             "Layout of the parallel dimensions over ranks, innermost (adjacent ranks) first.",
+             parallel_order()),
+      TN_KEY(parallel, bucket_mb, "Size of a gradient all-reduce bucket, MiB.", positive()),
+
+      TN_KEY(checkpoint, interval, "Steps between checkpoints; 0 = never.", non_negative()),
+      TN_KEY(checkpoint, keep, "Number of most recent checkpoints kept on disk.", positive()),
+      TN_KEY(checkpoint, async, "Write checkpoints from a background thread."),
+
+      key("precision", &Config::precision,
+          "Compute precision: fp32, or bf16 / fp16 mixed precision.",
+          one_of({"fp32", "bf16", "fp16"})),
+  };
+  return table;
+}
+#undef TN_KEY
+
+const std::map<std::string, std::string>& section_docs() {
+  static const std::map<std::string, std::string> docs = {
+      {"run", "Where the run writes, and its seed."},
+      {"model", "GPT architecture."},
+      {"data", "Token data sets."},
+      {"train", "Length of the run, batch sizes and evaluation."},
+      {"optim", "AdamW and the learning-rate schedule."},
+      {"log", "Logging."},
+      {"parallel", "Data, tensor and pipeline parallelism."},
+      {"checkpoint", "Periodic checkpoints."},
+  };
+  return docs;
+}
+
+const std::vector<CrossRule>& cross_rules() {
+  static const std::vector<CrossRule> rules = {
+      {"model.n_embd must be divisible by model.n_head", {"model.n_embd", "model.n_head"},
+       [](const Config& c) { return c.model.n_embd % c.model.n_head == 0; }},
+      {"train.global_batch_size must be divisible by train.micro_batch_size",
+       {"train.global_batch_size", "train.micro_batch_size"},
+       [](const Config& c) { return c.train.global_batch_size % c.train.micro_batch_size == 0; }},
+      {"optim.min_lr must be <= optim.lr", {"optim.min_lr", "optim.lr"},
+       [](const Config& c) { return c.optim.min_lr <= c.optim.lr; }},
+  };
+  return rules;
+}
+
+// ---- Schema lookups derived from the table.
+
+const Key* find_key(const std::string& name) {
+  for (const Key& k : keys())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+bool is_section(const std::string& name) {
+  for (const Key& k : keys())
+    if (k.name.size() > name.size() && k.name.compare(0, name.size(), name) == 0 &&
+        k.name[name.size()] == '.')
+      return true;
+  return false;
+}
+
+std::vector<std::string> children(const std::string& section) {
+  std::string prefix = section.empty() ? "" : section + ".";
+  std::vector<std::string> out;
+  for (const Key& k : keys()) {
+    if (k.name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::string child = k.name.substr(prefix.size());
+    child = child.substr(0, child.find('.'));
+    if (out.empty() || out.back() != child) out.push_back(child);
+  }
+  return out;
+}
+
+std::string enclosing_section(std::string name) {
+  while (true) {
+    size_t dot = name.rfind('.');
+    if (dot == std::string::npos) return "";
+    name.resize(dot);
+    if (is_section(name)) return name;
+  }
+}
+
+}  // namespace ternion::train::schema
