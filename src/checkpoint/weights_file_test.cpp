@@ -1,0 +1,47 @@
+#include "checkpoint/weights_file.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace ternion::checkpoint {
+namespace {
+
+std::string tmp_path(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("ternion_wf_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+TEST(WeightsFile, RoundTripWithAttributes) {
+  const std::string path = tmp_path("w.h5");
+  Tensor a = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = Tensor::from_vector<double>({0.5}, {1});
+  write_weights(path, {{"transformer.wte.weight", a}, {"x.bias", b}}, {{"n_layer", 3}});
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  std::vector<NamedTensor> in{{"transformer.wte.weight", Tensor::zeros({2, 3})},
+                              {"x.bias", Tensor::zeros({1}, DType::f64)}};
+  read_weights(path, in);
+  EXPECT_EQ(in[0].tensor.to_vector<float>(), a.to_vector<float>());
+  EXPECT_EQ(in[1].tensor.to_vector<double>(), std::vector<double>{0.5});
+  EXPECT_EQ(read_weight_attributes(path).at("n_layer"), 3);
+}
+
+TEST(WeightsFile, MissingNamesAndWrongShapesAreNamed) {
+  const std::string path = tmp_path("w2.h5");
+  write_weights(path, {{"a", Tensor::zeros({2, 2})}}, {});
+  std::vector<NamedTensor> in{{"a", Tensor::zeros({3, 2})}, {"b", Tensor::zeros({1})}};
+  try {
+    read_weights(path, in);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'a' has shape [2, 2], the model expects [3, 2]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("missing dataset 'b'"), std::string::npos) << msg;
+  }
+  std::vector<NamedTensor> none;
+  EXPECT_THROW(read_weights(tmp_path("nope.h5"), none), Error);
+}
+
+}  // namespace
+}  // namespace ternion::checkpoint

@@ -1,0 +1,63 @@
+// AdamW with PyTorch's semantics (torch.optim.AdamW, foreach=False): decoupled weight
+// decay p -= lr·wd·p on parameters marked for decay, bias-corrected moments, eps added
+// outside the square root. Plus global-norm clipping as torch.nn.utils.clip_grad_norm_
+// and nanoGPT's learning-rate schedule.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ternion::optim {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+// One parameter as the optimizer sees it. `grad` is read from autograd at step().
+struct ParamRef {
+  std::string name;
+  Tensor param;
+  bool weight_decay = false;
+};
+
+class AdamW {
+ public:
+  AdamW(std::vector<ParamRef> params, AdamWOptions options);
+
+  // One update with learning rate `lr` from the current .grad of each parameter.
+  // Parameters without a gradient are skipped (as PyTorch does).
+  void step(double lr);
+  int64_t steps() const { return step_; }
+
+  // State for checkpoints: first and second moments per parameter, in params order.
+  struct State {
+    Tensor m, v;
+  };
+  std::vector<State>& state() { return state_; }
+  const std::vector<ParamRef>& params() const { return params_; }
+  void set_steps(int64_t s) { step_ = s; }
+
+ private:
+  std::vector<ParamRef> params_;
+  std::vector<State> state_;
+  AdamWOptions opt_;
+  int64_t step_ = 0;
+};
+
+// Global L2 norm of the gradients (accumulated in f64), then, when max_norm > 0 and the
+// norm exceeds it, every gradient scaled by max_norm / (norm + 1e-6). Returns the norm
+// before clipping.
+double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm);
+
+// nanoGPT's schedule: linear warmup lr·(step+1)/(warmup+1) for step < warmup, then cosine
+// from lr down to min_lr at `total_steps` ("cosine"), or lr held ("constant").
+double learning_rate(int64_t step, int64_t total_steps, int64_t warmup_steps, double lr,
+                     double min_lr, const std::string& schedule);
+
+}  // namespace ternion::optim
