@@ -6,5 +6,8 @@ namespace ternion::cli {
 
 int run_version(int argc, char** argv);
 int run_selftest(int argc, char** argv);
+int run_train(int argc, char** argv);
+int run_prepare(int argc, char** argv);
+int run_sample(int argc, char** argv);
 
 }  // namespace ternion::cli
