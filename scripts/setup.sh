@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxxhash-dev xxhash
   python3
+  fortunes
 )
 
 missing=()
