@@ -16,5 +16,5 @@ if [ "${TERNION_QUICK:-0}" != 1 ]; then
   TERNION_BUILD_DIR=build-asan CMAKE_BUILD_TYPE=Debug bash scripts/build.sh \
     -DTERNION_WERROR=ON -DTERNION_CUDA=OFF -DTERNION_SANITIZE=ON -DTERNION_BUILD_BENCHMARKS=OFF
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j "$JOBS" --timeout 900
+    ctest --test-dir build-asan --output-on-failure -j "$JOBS" --timeout 900 -LE e2e
 fi

@@ -91,7 +91,11 @@ TrainSummary train(const Config& config, std::ostream& log) {
            "' needs the CUDA backend; the CPU backend trains in fp32");
 
   // Data first: bad paths and sizes fail before any work.
-  std::shared_ptr<data::TokenSource> train_src = data::open_token_source(config.data.train);
+  // .bin shards do not record their vocabulary: their ids are checked against the model's
+  // as they are sampled.
+  data::TokenSourceOptions source_options;
+  source_options.bin_vocab_size = mc.vocab_size;
+  std::shared_ptr<data::TokenSource> train_src = data::open_token_source(config.data.train, source_options);
   TN_CHECK(train_src->vocab_size() <= mc.vocab_size, "train", "data.train '", config.data.train,
            "' has vocab_size ", train_src->vocab_size(), " > model.vocab_size ", mc.vocab_size);
   data::SamplerOptions so;
@@ -106,7 +110,7 @@ TrainSummary train(const Config& config, std::ostream& log) {
     data::SamplerOptions vo = so;
     vo.shuffle = false;
     vo.global_batch = tc.micro_batch_size;
-    val_sampler = std::make_unique<data::BatchSampler>(data::open_token_source(config.data.val), vo);
+    val_sampler = std::make_unique<data::BatchSampler>(data::open_token_source(config.data.val, source_options), vo);
   }
 
   model::Gpt gpt(gpt_config(config));
