@@ -15,6 +15,11 @@ herr_t collect(unsigned /*n*/, const H5E_error2_t* err, void* client) {
 
 }  // namespace
 
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mu;
+  return mu;
+}
+
 std::string error_stack() {
   std::vector<std::string> messages;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect, &messages);

@@ -4,11 +4,17 @@
 
 #include <hdf5.h>
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 
 namespace ternion::data::h5 {
+
+// Debian's HDF5 (the Open MPI build) is not built thread-safe, and the checkpoint writer
+// runs on its own thread while the data loader reads: every HDF5 call in the process holds
+// this lock (QuietErrors and Handle::reset take it). Recursive, so entry points nest.
+std::recursive_mutex& hdf5_mutex();
 
 // Owns one HDF5 identifier and closes it with the matching H5?close. Move-only.
 class Handle {
@@ -33,6 +39,7 @@ class Handle {
   // Closes now; returns false when HDF5 reports a failure. Never throws.
   bool reset() {
     if (id_ < 0) return true;
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     const herr_t rc = closer_(std::exchange(id_, H5I_INVALID_HID));
     return rc >= 0;
   }
@@ -47,6 +54,7 @@ class Handle {
 // calls HDF5 holds one, so failures reach the caller only as ternion::Error.
 class QuietErrors {
  public:
+  // Also holds hdf5_mutex() for its lifetime: keep one per HDF5 critical section.
   QuietErrors() {
     H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -56,6 +64,7 @@ class QuietErrors {
   QuietErrors& operator=(const QuietErrors&) = delete;
 
  private:
+  std::lock_guard<std::recursive_mutex> lock_{hdf5_mutex()};  // first: held before any HDF5 call
   H5E_auto2_t func_ = nullptr;
   void* data_ = nullptr;
 };

@@ -1,0 +1,145 @@
+// Sharded, asynchronous, atomically committed checkpoints in HDF5 (see FORMAT.md).
+//
+//   Checkpointer ckpt(run_dir, group, options);
+//   ckpt.save(std::move(state));   // blocks only to stage copies; writes in the background
+//   ckpt.poll();                   // at each step boundary: commits a finished save
+//   ckpt.finish();                 // waits for and commits the save in flight
+//   LoadedCheckpoint c = load_checkpoint(dir, ...);   // verifies checksums
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ternion::checkpoint {
+
+// What a checkpoint needs from the ranks that write it together. Every member is called
+// collectively (every rank, same order). local() is the single-process group.
+struct Group {
+  int rank = 0;
+  int size = 1;
+  std::function<bool(bool)> all_true;  // logical AND over the ranks
+  std::function<std::vector<std::string>(const std::string&)> all_gather;  // one string per rank
+  static Group local();
+};
+
+// One dataset: a tensor, or the slice of a global tensor this rank holds.
+struct Entry {
+  std::string name;                // "param/<nanoGPT name>", "optim/exp_avg/<name>", ...
+  Tensor data;                     // host, f32, contiguous (the staging copy)
+  Shape global_shape;              // the whole tensor's shape
+  std::vector<int64_t> offsets;    // of data's first element in the global tensor
+};
+
+// Entry for a whole (unsharded) tensor; copies `t` to a host f32 staging tensor.
+Entry whole(std::string name, const Tensor& t);
+
+struct State {
+  int64_t step = 0;                         // optimizer steps completed
+  std::vector<Entry> tensors;               // what this rank writes (may be empty)
+  std::map<std::string, int64_t> scalars;   // e.g. optim.step, data.step, data.sample
+  std::string config_yaml;                  // the resolved config
+  std::map<std::string, std::string> layout;  // e.g. dp: 4, order: tp-dp-pp
+};
+
+struct Options {
+  bool async = true;
+  int keep = 2;  // complete checkpoints kept; older ones are deleted after a commit
+};
+
+struct SaveTiming {
+  int64_t step = -1;
+  double blocking_s = 0;  // time save() blocked the caller
+  double total_s = 0;     // from save() until committed
+  int64_t bytes = 0;      // written by this rank
+};
+
+class Checkpointer {
+ public:
+  Checkpointer(std::string run_dir, Group group, Options options);
+  ~Checkpointer();  // waits for the save in flight (committing it when all ranks can)
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Collective. Waits for (and commits) the previous save, then starts this one: the
+  // caller's state is already staged (host copies), so this returns once the background
+  // writer has it (async) or after the commit (sync).
+  void save(State state);
+  // Collective, cheap: commits the save in flight when every rank's writer has finished.
+  // Returns the timing of a save committed by this call.
+  std::optional<SaveTiming> poll();
+  // Collective: waits for the save in flight and commits it.
+  std::optional<SaveTiming> finish();
+
+  std::string checkpoints_dir() const;
+
+ private:
+  struct Pending;
+  std::optional<SaveTiming> commit();
+  std::string run_dir_;
+  Group group_;
+  Options options_;
+  std::unique_ptr<Pending> pending_;
+};
+
+// --- Loading -------------------------------------------------------------------------
+
+struct TensorInfo {
+  std::string file;
+  std::string name;
+  std::string dtype;
+  Shape global_shape;
+  std::vector<int64_t> offsets;
+  Shape shape;
+  uint64_t xxh64 = 0;
+};
+
+struct Manifest {
+  std::string dir;
+  int64_t format_version = 0;
+  std::string ternion_version;
+  int64_t step = 0;
+  int64_t world_size = 0;
+  std::map<std::string, std::string> layout;
+  std::map<std::string, int64_t> scalars;
+  std::string config_yaml;
+  std::map<std::string, int64_t> file_bytes;  // file -> size
+  std::vector<TensorInfo> tensors;
+};
+
+// Reads and checks dir/manifest.yaml (format name and version, files present and not
+// shorter than recorded). Throws naming the file and the problem.
+Manifest read_manifest(const std::string& dir);
+
+// Fills `out` (host f32 or f64, contiguous, shape = the slice) with the part of global
+// tensor `name` that starts at `offsets`, assembled from every dataset of that name,
+// verifying each dataset's checksum. Throws naming the file and tensor when data is
+// missing, the global shape differs, or a checksum fails.
+void read_tensor(const Manifest& m, const std::string& name, const Shape& global_shape,
+                 const std::vector<int64_t>& offsets, Tensor& out);
+
+// Verifies every tensor's checksum; returns the number verified. Throws on the first failure.
+int64_t verify(const Manifest& m);
+
+// <run_dir>/checkpoints/<latest>, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+// Complete checkpoints under run_dir, newest first.
+std::vector<std::string> complete_checkpoints(const std::string& run_dir);
+
+// --- Fault injection (tests) -----------------------------------------------------------
+namespace testing {
+struct Faults {
+  int fail_write_at = -1;     // throw while writing the k-th dataset of a rank file
+  bool short_write = false;   // truncate the rank file after writing (a torn write)
+  double write_delay_s = 0;   // sleep per dataset (to hold a save in flight)
+};
+void set_faults(const Faults& f);  // process-wide; Faults{} clears
+}  // namespace testing
+
+}  // namespace ternion::checkpoint
