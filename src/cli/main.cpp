@@ -13,9 +13,11 @@ constexpr const char* kUsage =
     "usage: ternion <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train          train a model: --config FILE [--set key=value]...\n"
+    "  train          train a model: --config FILE [--set key=value]... [--resume auto|none|DIR]\n"
     "  prepare        tokenize a text file into HDF5 token files: --input TXT --output FILE.h5\n"
     "  sample         generate text from trained weights: --checkpoint FILE.h5 --prompt TEXT\n"
+    "  checkpoint     inspect a checkpoint (verifying checksums) or export its weights:\n"
+    "                 checkpoint inspect DIR | checkpoint export DIR --output model.h5\n"
     "  version        print the versions of Ternion and its libraries (also --version)\n"
     "  selftest       run a tiny forward/backward on the CPU backend and report timing\n"
     "\n"
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return ternion::cli::run_train(argc - 1, argv + 1);
     if (cmd == "prepare") return ternion::cli::run_prepare(argc - 1, argv + 1);
     if (cmd == "sample") return ternion::cli::run_sample(argc - 1, argv + 1);
+    if (cmd == "checkpoint") return ternion::cli::run_checkpoint(argc - 1, argv + 1);
     if (cmd == "selftest") return ternion::cli::run_selftest(argc - 1, argv + 1);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(kUsage, stdout);

@@ -11,9 +11,12 @@
 namespace ternion::cli {
 
 int run_train(int argc, char** argv) {
-  Args args(argc, argv, {"config"}, {"set"});
+  Args args(argc, argv, {"config", "resume", "stop-at-step"}, {"set"});
   train::Config config = train::load_config(args.required("config"), args.all("set"));
-  train::train(config, std::cout);
+  train::TrainOptions options;
+  options.resume = args.get("resume", "auto");
+  options.stop_at_step = static_cast<int64_t>(args.number("stop-at-step", 0));
+  train::train(config, std::cout, options);
   return 0;
 }
 

@@ -8,9 +8,12 @@
 #include <fstream>
 #include <iomanip>
 #include <ostream>
+#include <sstream>
 
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/format.h"
 #include "checkpoint/weights_file.h"
 #include "core/allocator.h"
 #include "core/rng.h"
@@ -71,19 +74,93 @@ double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches,
   return total / static_cast<double>(batches);
 }
 
+std::string json_number(double v) {
+  std::ostringstream o;
+  o << std::setprecision(8) << v;
+  return o.str();
+}
+
 void write_metrics(std::ostream& out, const StepMetrics& m, size_t mem) {
   out << std::setprecision(8) << "{\"step\": " << m.step << ", \"loss\": " << m.loss << ", \"lr\": " << m.lr
       << ", \"grad_norm\": " << m.grad_norm << ", \"ms\": " << m.ms
       << ", \"tokens_per_sec\": " << m.tokens_per_sec << ", \"mfu\": " << m.mfu
       << ", \"mem_bytes\": " << mem;
   if (m.val_loss >= 0) out << ", \"val_loss\": " << m.val_loss;
+  if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << json_number(m.ckpt_block_ms);
+  if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << json_number(m.ckpt_total_ms);
   out << "}\n";
   out.flush();
 }
 
+// The whole training state this process holds, staged as host copies for a checkpoint.
+checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const optim::AdamW& opt,
+                              int64_t next_step, const data::SamplerState& sampler) {
+  checkpoint::State s;
+  s.step = next_step;
+  const auto& params = gpt.parameters();
+  const auto& st = const_cast<optim::AdamW&>(opt).state();
+  for (size_t i = 0; i < params.size(); ++i) {
+    s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kParamPrefix) + params[i].name, params[i].tensor));
+    if (st[i].m.defined()) {
+      s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kExpAvgPrefix) + params[i].name, st[i].m));
+      s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kExpAvgSqPrefix) + params[i].name, st[i].v));
+    }
+  }
+  s.scalars["optim.step"] = opt.steps();
+  s.scalars["data.step"] = sampler.step;
+  s.scalars["data.sample"] = sampler.sample;
+  s.scalars["rng.seed"] = config.run.seed;
+  s.config_yaml = to_yaml(config);
+  s.layout = {{"dp", "1"}, {"tp", "1"}, {"pp", "1"}, {"order", config.parallel.order}};
+  return s;
+}
+
+// Loads `dir` into the model, optimizer and sampler; returns the step to continue from.
+int64_t load_state(const std::string& dir, const Config& config, model::Gpt& gpt, optim::AdamW& opt,
+                   data::BatchSampler& sampler, std::ostream& log) {
+  const checkpoint::Manifest m = checkpoint::read_manifest(dir);
+  // Same tensor shapes can still be a different model (n_head): compare the sizes.
+  const Config saved = parse_config(m.config_yaml, (std::filesystem::path(dir) / "manifest.yaml").string());
+  const auto check = [&](const char* key, int64_t was, int64_t now) {
+    TN_CHECK(was == now, "resume", "checkpoint '", dir, "' was written for ", key, " = ", was,
+             " but this run has ", key, " = ", now, "; it cannot resume this state");
+  };
+  check("model.vocab_size", saved.model.vocab_size, config.model.vocab_size);
+  check("model.block_size", saved.model.block_size, config.model.block_size);
+  check("model.n_layer", saved.model.n_layer, config.model.n_layer);
+  check("model.n_head", saved.model.n_head, config.model.n_head);
+  check("model.n_embd", saved.model.n_embd, config.model.n_embd);
+  auto& params = gpt.parameters();
+  auto& st = opt.state();
+  const auto read = [&](const std::string& name, Tensor& t) {
+    Tensor host = t.device().is_cpu() && t.dtype() == DType::f32 && t.is_contiguous() ? t : Tensor::empty(t.shape());
+    checkpoint::read_tensor(m, name, t.shape(), std::vector<int64_t>(t.shape().size(), 0), host);
+    if (host.raw_data() != t.raw_data()) t.copy_(host);
+  };
+  const bool has_moments = m.scalars.count("optim.step") && m.scalars.at("optim.step") > 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    read(std::string(checkpoint::kParamPrefix) + params[i].name, params[i].tensor);
+    if (has_moments) {
+      if (!st[i].m.defined()) {
+        st[i].m = Tensor::zeros(params[i].tensor.shape(), params[i].tensor.dtype(), params[i].tensor.device());
+        st[i].v = Tensor::zeros(params[i].tensor.shape(), params[i].tensor.dtype(), params[i].tensor.device());
+      }
+      read(std::string(checkpoint::kExpAvgPrefix) + params[i].name, st[i].m);
+      read(std::string(checkpoint::kExpAvgSqPrefix) + params[i].name, st[i].v);
+    }
+  }
+  opt.set_steps(m.scalars.count("optim.step") ? m.scalars.at("optim.step") : 0);
+  sampler.set_state({m.scalars.at("data.step"), m.scalars.at("data.sample")});
+  log << "ternion train: resumed from " << dir << " at step " << m.step;
+  if (m.layout.count("dp") && m.layout.at("dp") != "1")
+    log << " (written with dp=" << m.layout.at("dp") << ", resuming with dp=1)";
+  log << "\n";
+  return m.step;
+}
+
 }  // namespace
 
-TrainSummary train(const Config& config, std::ostream& log) {
+TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options) {
   validate(config);
   const auto& mc = config.model;
   const auto& tc = config.train;
@@ -125,8 +202,40 @@ TrainSummary train(const Config& config, std::ostream& log) {
   for (auto& p : gpt.parameters()) refs.push_back({p.name, p.tensor, p.weight_decay});
   optim::AdamW opt(refs, {config.optim.beta1, config.optim.beta2, config.optim.eps, config.optim.weight_decay});
 
+  // Resume before anything is written to run.dir.
+  int64_t start_step = 0;
+  if (options.resume != "none") {
+    std::vector<std::string> candidates;
+    if (options.resume == "auto") {
+      candidates = checkpoint::complete_checkpoints(config.run.dir);
+      const std::string latest = checkpoint::latest_checkpoint(config.run.dir);
+      // 'latest' first; then the other complete ones, newest first.
+      if (!latest.empty()) {
+        std::erase(candidates, latest);
+        candidates.insert(candidates.begin(), latest);
+      }
+    } else {
+      candidates = {options.resume};
+    }
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      try {
+        start_step = load_state(candidates[i], config, gpt, opt, sampler, log);
+        break;
+      } catch (const Error& e) {
+        // A checkpoint for another model is the user's mistake, not damage: never skip it.
+        if (options.resume != "auto" || std::string(e.what()).find("[resume]") == 0) throw;
+        log << "ternion train: warning: skipping damaged checkpoint " << candidates[i] << ": " << e.what() << "\n";
+        if (i + 1 == candidates.size()) throw;
+        // Partially loaded state is overwritten by the next candidate in full.
+      }
+    }
+  }
+  TN_CHECK(start_step <= tc.steps, "resume", "the checkpoint is at step ", start_step, " but train.steps is ",
+           tc.steps, "; raise train.steps to train further");
+
   std::filesystem::create_directories(config.run.dir);
-  std::ofstream metrics(std::filesystem::path(config.run.dir) / "metrics.jsonl", std::ios::trunc);
+  std::ofstream metrics(std::filesystem::path(config.run.dir) / "metrics.jsonl",
+                        start_step > 0 ? std::ios::app : std::ios::trunc);
   TN_CHECK(metrics.good(), "train", "cannot write metrics to run.dir '", config.run.dir, "'");
 
   const int64_t accum = tc.global_batch_size / tc.micro_batch_size;
@@ -143,8 +252,12 @@ TrainSummary train(const Config& config, std::ostream& log) {
   log.unsetf(std::ios::fixed);
 
   TrainSummary summary;
+  summary.start_step = start_step;
+  const data::SamplerState sampler_base = sampler.get_state();
+  checkpoint::Checkpointer checkpointer(config.run.dir, checkpoint::Group::local(),
+                                        {config.checkpoint.async, config.checkpoint.keep});
   BatchBuffer buf(tc.micro_batch_size, T);
-  for (int64_t step = 0; step < tc.steps; ++step) {
+  for (int64_t step = start_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     StepMetrics m;
     m.step = step;
@@ -169,7 +282,20 @@ TrainSummary train(const Config& config, std::ostream& log) {
       m.val_loss = evaluate(gpt, *val_sampler, tc.eval_batches, tc.micro_batch_size);
       summary.final_val_loss = m.val_loss;
     }
-    const bool log_now = step == 0 || last || (step + 1) % config.log.interval == 0 || m.val_loss >= 0;
+    if (auto committed = checkpointer.poll()) m.ckpt_total_ms = committed->total_s * 1e3;
+    const int64_t ci = config.checkpoint.interval;
+    const bool stop = !last && options.stop_at_step == step + 1;
+    if ((ci > 0 && ((step + 1) % ci == 0 || last)) || stop) {
+      const auto c0 = Clock::now();
+      const data::SamplerState next{step + 1, sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
+      checkpointer.save(stage_state(config, gpt, opt, step + 1, next));
+      m.ckpt_block_ms = seconds_since(c0) * 1e3;
+      if (last || stop || !config.checkpoint.async) {
+        if (auto committed = checkpointer.finish()) m.ckpt_total_ms = committed->total_s * 1e3;
+      }
+    }
+    const bool log_now = step == start_step || last || (step + 1) % config.log.interval == 0 ||
+                         m.val_loss >= 0 || m.ckpt_block_ms >= 0 || m.ckpt_total_ms >= 0;
     const size_t mem = cpu_allocator().stats().allocated;
     if (log_now) {
       log << "step " << std::setw(5) << step + 1 << "/" << tc.steps << " | loss " << std::fixed
@@ -178,7 +304,10 @@ TrainSummary train(const Config& config, std::ostream& log) {
       log << " | lr " << std::scientific << std::setprecision(2) << m.lr << std::fixed
           << " | grad norm " << std::setprecision(3) << m.grad_norm << " | " << std::setprecision(1)
           << m.ms << " ms | " << std::setprecision(0) << m.tokens_per_sec << " tok/s | MFU "
-          << std::setprecision(1) << 100 * m.mfu << "% | mem " << mem / 1048576.0 << " MiB\n";
+          << std::setprecision(1) << 100 * m.mfu << "% | mem " << mem / 1048576.0 << " MiB";
+      if (m.ckpt_block_ms >= 0) log << " | ckpt save blocked " << m.ckpt_block_ms << " ms";
+      if (m.ckpt_total_ms >= 0) log << " | ckpt committed in " << m.ckpt_total_ms << " ms";
+      log << "\n";
       log.unsetf(std::ios::fixed | std::ios::scientific);
       log.flush();
       write_metrics(metrics, m, mem);
@@ -186,6 +315,11 @@ TrainSummary train(const Config& config, std::ostream& log) {
     TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
              "; lower optim.lr or check the data");
     summary.steps.push_back(m);
+    if (stop) {
+      log << "ternion train: stopped after step " << step + 1 << " with a checkpoint; resume with --resume auto\n";
+      summary.stopped = true;
+      return summary;
+    }
   }
 
   std::vector<checkpoint::NamedTensor> named;

@@ -21,16 +21,30 @@ struct StepMetrics {
   double tokens_per_sec = 0;
   double mfu = 0;         // fraction of peak_flops
   double val_loss = -1;   // < 0: not evaluated at this step
+  double ckpt_block_ms = -1;  // a save started at this step: time the step loop was blocked
+  double ckpt_total_ms = -1;  // a save committed at this step: its time from start to commit
+};
+
+struct TrainOptions {
+  // "auto": resume from run.dir's newest complete checkpoint when there is one, skipping
+  // damaged ones with a warning; "none": start fresh; otherwise a checkpoint directory,
+  // which must load without error.
+  std::string resume = "auto";
+  // > 0: end the run after this step (counted from the start of training, not of this
+  // run), with a checkpoint saved and committed at it, as a preempted job does.
+  int64_t stop_at_step = 0;
 };
 
 struct TrainSummary {
-  std::vector<StepMetrics> steps;  // every step
+  int64_t start_step = 0;           // > 0 when resumed
+  bool stopped = false;             // ended at options.stop_at_step, before train.steps
+  std::vector<StepMetrics> steps;  // every step run by this call
   double final_val_loss = -1;
   std::string weights_path;  // the final weights, in the init_from format
 };
 
 // Runs `config` to completion. Log lines go to `log`; metrics.jsonl and model.h5 go to
 // run.dir. Throws Error (naming the key, file or value) on bad input before training.
-TrainSummary train(const Config& config, std::ostream& log);
+TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options = {});
 
 }  // namespace ternion::train

@@ -1,0 +1,153 @@
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+#include "data/token_file.h"
+
+namespace ternion::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("ternion_trainer_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+            "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // A corpus with structure to learn: a repeating pattern with some variation.
+    std::vector<int32_t> tokens;
+    for (int i = 0; i < 6000; ++i) tokens.push_back((i * 7 + (i / 13) % 5) % 40);
+    data::write_token_file((dir_ / "train.h5").string(), tokens, 64, "test");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Config config(const std::string& run) const {
+    Config c;
+    c.run.dir = (dir_ / run).string();
+    c.run.seed = 5;
+    c.model.vocab_size = 64;
+    c.model.block_size = 16;
+    c.model.n_layer = 2;
+    c.model.n_head = 2;
+    c.model.n_embd = 16;
+    c.data.train = (dir_ / "train.h5").string();
+    c.data.val = "";
+    c.data.shuffle = true;
+    c.train.steps = 12;
+    c.train.global_batch_size = 4;
+    c.train.micro_batch_size = 2;  // two micro-batches of accumulation
+    c.optim.lr = 3e-3;
+    c.optim.warmup_steps = 3;
+    c.log.interval = 100;
+    c.checkpoint.interval = 4;
+    return c;
+  }
+  static TrainSummary run(const Config& c, TrainOptions o = {}) {
+    std::ostringstream log;
+    return train(c, log, o);
+  }
+  fs::path dir_;
+};
+
+TEST_F(TrainerTest, ResumedRunContinuesBitIdentically) {
+  for (bool async : {true, false}) {
+    Config a = config(async ? "a_async" : "a_sync");
+    a.checkpoint.async = async;
+    const TrainSummary full = run(a);
+    ASSERT_EQ(full.steps.size(), 12u);
+    EXPECT_LT(full.steps.back().loss, full.steps.front().loss);
+
+    Config b = config(async ? "b_async" : "b_sync");
+    b.checkpoint.async = async;
+    TrainOptions stop;
+    stop.stop_at_step = 6;  // between checkpoint intervals: the stop saves its own
+    const TrainSummary first = run(b, stop);
+    EXPECT_TRUE(first.stopped);
+    ASSERT_EQ(first.steps.size(), 6u);
+    const TrainSummary rest = run(b);  // --resume auto
+    EXPECT_EQ(rest.start_step, 6);
+    ASSERT_EQ(rest.steps.size(), 6u);
+    for (size_t i = 0; i < 6; ++i) {
+      EXPECT_EQ(first.steps[i].loss, full.steps[i].loss) << "step " << i;
+      EXPECT_EQ(rest.steps[i].loss, full.steps[6 + i].loss) << "step " << 6 + i;  // bitwise
+      EXPECT_EQ(rest.steps[i].grad_norm, full.steps[6 + i].grad_norm) << "step " << 6 + i;
+    }
+  }
+}
+
+TEST_F(TrainerTest, DamagedLatestFallsBackToThePreviousCheckpoint) {
+  Config c = config("run");
+  TrainOptions stop;
+  stop.stop_at_step = 8;  // checkpoints at 4 and 8
+  run(c, stop);
+  const std::string latest = checkpoint::latest_checkpoint(c.run.dir);
+  ASSERT_EQ(fs::path(latest).filename(), "step_00000008");
+  fs::resize_file(fs::path(latest) / "rank_00000.h5", 100);  // truncated
+  // Naming the damaged checkpoint explicitly is an error naming the file.
+  TrainOptions explicit_path;
+  explicit_path.resume = latest;
+  try {
+    run(c, explicit_path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank_00000.h5"), std::string::npos) << e.what();
+  }
+  std::ostringstream log;
+  const TrainSummary resumed = train(c, log, {});
+  EXPECT_EQ(resumed.start_step, 4);
+  EXPECT_NE(log.str().find("warning: skipping damaged checkpoint"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("is truncated"), std::string::npos) << log.str();
+}
+
+TEST_F(TrainerTest, ACheckpointOfAnotherModelIsRefused) {
+  Config c = config("run");
+  TrainOptions stop;
+  stop.stop_at_step = 4;
+  run(c, stop);
+  Config other = c;
+  other.model.n_head = 4;  // same tensor shapes, different model
+  try {
+    run(other);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.n_head = 2"), std::string::npos) << e.what();
+  }
+  Config wider = c;
+  wider.model.n_embd = 32;
+  wider.model.n_head = 2;
+  EXPECT_THROW(run(wider), Error);
+  TrainOptions fresh;
+  fresh.resume = "none";
+  EXPECT_EQ(run(other, fresh).start_step, 0);
+}
+
+TEST_F(TrainerTest, MetricsRecordCheckpointTimes) {
+  Config c = config("run");
+  c.log.interval = 1;
+  run(c);
+  std::ifstream in(fs::path(c.run.dir) / "metrics.jsonl");
+  std::string line;
+  int lines = 0, saves = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    for (const char* key : {"\"step\"", "\"loss\"", "\"lr\"", "\"grad_norm\"", "\"tokens_per_sec\""})
+      EXPECT_NE(line.find(key), std::string::npos) << line;
+    if (line.find("ckpt_block_ms") != std::string::npos) ++saves;
+  }
+  EXPECT_EQ(lines, 12);
+  EXPECT_EQ(saves, 3);  // steps 4, 8, 12
+  EXPECT_EQ(checkpoint::complete_checkpoints(c.run.dir).size(), 2u);  // keep: 2
+}
+
+}  // namespace
+}  // namespace ternion::train
