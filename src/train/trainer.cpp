@@ -248,7 +248,7 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
       << sampler.num_samples() << " samples; batch " << tc.global_batch_size << " x " << T
       << " tokens in " << accum << " micro-batch(es) of " << tc.micro_batch_size << "\n"
       << "  MFU is stated against the measured CPU sgemm peak, " << std::fixed << std::setprecision(1)
-      << peak / 1e9 << " GFLOP/s\n";
+      << peak / 1e9 << " GFLOP/s" << std::endl;
   log.unsetf(std::ios::fixed);
 
   TrainSummary summary;
