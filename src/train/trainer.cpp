@@ -2,7 +2,9 @@
 
 #include <cblas.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -158,6 +160,34 @@ int64_t load_state(const std::string& dir, const Config& config, model::Gpt& gpt
   return m.step;
 }
 
+// Preemption: SIGUSR1 (Slurm's --signal) and SIGTERM only set a flag; the step loop acts
+// on it at the next step boundary, where every rank agrees.
+std::atomic<int> g_preempt_signal{0};
+
+extern "C" void on_preempt_signal(int sig) { g_preempt_signal.store(sig); }
+
+class PreemptionHandler {
+ public:
+  PreemptionHandler() {
+    g_preempt_signal.store(0);
+    struct sigaction sa {};
+    sa.sa_handler = on_preempt_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &old_usr1_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~PreemptionHandler() {
+    sigaction(SIGUSR1, &old_usr1_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  PreemptionHandler(const PreemptionHandler&) = delete;
+  PreemptionHandler& operator=(const PreemptionHandler&) = delete;
+  int signal() const { return g_preempt_signal.load(); }
+
+ private:
+  struct sigaction old_usr1_ {}, old_term_ {};
+};
+
 }  // namespace
 
 TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options) {
@@ -257,6 +287,8 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
   checkpoint::Checkpointer checkpointer(config.run.dir, checkpoint::Group::local(),
                                         {config.checkpoint.async, config.checkpoint.keep});
   BatchBuffer buf(tc.micro_batch_size, T);
+  PreemptionHandler preemption;
+  const auto agree_any = [](bool b) { return b; };  // one process: its own view
   for (int64_t step = start_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     StepMetrics m;
@@ -284,7 +316,9 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
     }
     if (auto committed = checkpointer.poll()) m.ckpt_total_ms = committed->total_s * 1e3;
     const int64_t ci = config.checkpoint.interval;
-    const bool stop = !last && options.stop_at_step == step + 1;
+    // Every rank must take the same decision: the flag is agreed over the world.
+    const bool preempted = !last && agree_any(preemption.signal() != 0);
+    const bool stop = !last && (options.stop_at_step == step + 1 || preempted);
     if ((ci > 0 && ((step + 1) % ci == 0 || last)) || stop) {
       const auto c0 = Clock::now();
       const data::SamplerState next{step + 1, sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
@@ -316,8 +350,15 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
              "; lower optim.lr or check the data");
     summary.steps.push_back(m);
     if (stop) {
-      log << "ternion train: stopped after step " << step + 1 << " with a checkpoint; resume with --resume auto\n";
+      if (preempted) {
+        log << "ternion train: preempted at step " << step + 1 << " (signal " << preemption.signal()
+            << "); checkpoint committed" << std::endl;
+      } else {
+        log << "ternion train: stopped after step " << step + 1 << " with a checkpoint; resume with --resume auto"
+            << std::endl;
+      }
       summary.stopped = true;
+      summary.preempted = preempted;
       return summary;
     }
   }

@@ -37,13 +37,15 @@ struct TrainOptions {
 
 struct TrainSummary {
   int64_t start_step = 0;           // > 0 when resumed
-  bool stopped = false;             // ended at options.stop_at_step, before train.steps
+  bool stopped = false;             // ended before train.steps, with a checkpoint committed
+  bool preempted = false;           // ... because of SIGUSR1 or SIGTERM
   std::vector<StepMetrics> steps;  // every step run by this call
   double final_val_loss = -1;
   std::string weights_path;  // the final weights, in the init_from format
 };
 
-// Runs `config` to completion. Log lines go to `log`; metrics.jsonl and model.h5 go to
+// Runs `config` to completion. SIGUSR1 or SIGTERM (preemption) ends the run at the next
+// step boundary with a checkpoint committed (summary.preempted). Log lines go to `log`; metrics.jsonl and model.h5 go to
 // run.dir. Throws Error (naming the key, file or value) on bad input before training.
 TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options = {});
 

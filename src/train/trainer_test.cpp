@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <thread>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -129,6 +132,31 @@ TEST_F(TrainerTest, ACheckpointOfAnotherModelIsRefused) {
   TrainOptions fresh;
   fresh.resume = "none";
   EXPECT_EQ(run(other, fresh).start_step, 0);
+}
+
+TEST_F(TrainerTest, PreemptionSignalSavesAndStopsAtAStepBoundary) {
+  Config c = config("run");
+  c.train.steps = 1000000;
+  c.checkpoint.interval = 0;  // the only checkpoint is the preemption's
+  std::thread signaller([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(::getpid(), SIGUSR1);
+  });
+  const TrainSummary s = run(c);
+  signaller.join();
+  EXPECT_TRUE(s.preempted);
+  ASSERT_FALSE(s.steps.empty());
+  const int64_t done = s.steps.back().step + 1;
+  EXPECT_LT(done, c.train.steps);
+  EXPECT_EQ(fs::path(checkpoint::latest_checkpoint(c.run.dir)).filename(),
+            "step_" + std::string(8 - std::to_string(done).size(), '0') + std::to_string(done));
+  // The default disposition is back: a second run is not preempted by the old signal.
+  TrainOptions o;
+  o.stop_at_step = done + 2;
+  const TrainSummary next = run(c, o);
+  EXPECT_EQ(next.start_step, done);
+  EXPECT_FALSE(next.preempted);
+  EXPECT_EQ(next.steps.size(), 2u);
 }
 
 TEST_F(TrainerTest, MetricsRecordCheckpointTimes) {
