@@ -346,6 +346,7 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
       log.flush();
       write_metrics(metrics, m, mem);
     }
+    if (options.on_step) options.on_step(m, mem);
     TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
              "; lower optim.lr or check the data");
     summary.steps.push_back(m);

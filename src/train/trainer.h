@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct TrainOptions {
   // > 0: end the run after this step (counted from the start of training, not of this
   // run), with a checkpoint saved and committed at it, as a preempted job does.
   int64_t stop_at_step = 0;
+  // Called after every step (logged or not) with its metrics and the bytes of tensor memory
+  // in use; monitoring (the /metrics endpoint) hangs off it. Runs on the training thread.
+  std::function<void(const StepMetrics&, size_t memory_bytes)> on_step;
 };
 
 struct TrainSummary {
