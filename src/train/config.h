@@ -86,6 +86,11 @@ struct CheckpointConfig {
   bool operator==(const CheckpointConfig&) const = default;
 };
 
+struct MonitorConfig {
+  int port = 0;  // HTTP port of the Prometheus /metrics endpoint on rank 0; 0 = off
+  bool operator==(const MonitorConfig&) const = default;
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -95,6 +100,7 @@ struct Config {
   LogConfig log;
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
+  MonitorConfig monitor;
   std::string precision = "fp32";  // "fp32" | "bf16" | "fp16"
   bool operator==(const Config&) const = default;
 };

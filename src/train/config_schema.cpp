@@ -277,6 +277,11 @@ const std::vector<Key>& keys() {
       TN_KEY(checkpoint, keep, "Number of most recent checkpoints kept on disk.", positive()),
       TN_KEY(checkpoint, async, "Write checkpoints from a background thread."),
 
+      TN_KEY(monitor, port,
+             "TCP port of the Prometheus text endpoint /metrics, served by rank 0 on all "
+             "interfaces; 0 = no endpoint.",
+             AnyRule{"in [0, 65535]", [](int v) { return v >= 0 && v <= 65535; }}),
+
       key("precision", &Config::precision,
           "Compute precision: fp32, or bf16 / fp16 mixed precision.",
           one_of({"fp32", "bf16", "fp16"})),
@@ -295,6 +300,7 @@ const std::map<std::string, std::string>& section_docs() {
       {"log", "Logging."},
       {"parallel", "Data, tensor and pipeline parallelism."},
       {"checkpoint", "Periodic checkpoints."},
+      {"monitor", "Live metrics for a monitoring system."},
   };
   return docs;
 }
