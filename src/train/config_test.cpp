@@ -160,7 +160,8 @@ TEST(Config, UnknownKeyNamesKeyLineAndValidKeys) {
                            "lr, min_lr, warmup_steps, schedule,"));
   e = parse_error("run:\n  seed: 1\nmodle:\n  n_layer: 2\n");
   EXPECT_THAT(e, HasSubstr("config: x.yaml:3: unknown key 'modle' (valid top-level keys: run, "
-                           "model, data, train, optim, log, parallel, checkpoint, monitor, precision)"));
+                           "model, data, train, optim, log, parallel, checkpoint, monitor, "
+                           "precision)"));
   e = parse_error("model:\n  attn:\n    heads: 3\n");
   EXPECT_THAT(e, HasSubstr("config: x.yaml:2: unknown key 'model.attn' (valid keys in 'model'"));
   EXPECT_THAT(parse_error("log:\n  interval: 5\n  interval: 6\n"),
