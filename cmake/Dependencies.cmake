@@ -1,5 +1,6 @@
 # System dependencies, all from Debian packages (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
+find_package(MPI REQUIRED COMPONENTS C)  # src/parallel: host collectives and the runtime
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(PkgConfig REQUIRED)
 

@@ -4,6 +4,7 @@
 // itself (a shared-memory split), so the same binary works under mpirun and srun.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ class Runtime {
   int rank() const { return info_.world_rank; }
   int size() const { return info_.world_size; }
 
+  // Communicators made here take their timeout from `options`, unless the environment
+  // variable TERNION_COMM_TIMEOUT_S (seconds, > 0, fractions allowed) is set: it then
+  // replaces options.timeout for every communicator (operators and fault tests use it).
+  // With MPI up, both calls are collective over the world (every rank, same order).
+
   // All ranks of the job.
   std::unique_ptr<Communicator> world(const CommOptions& options = {});
   // Collective over the world: every rank passes the same partition of the world ranks
@@ -57,5 +63,10 @@ class Runtime {
 // otherwise std::exit(1). For errors after communicators exist (a collective timed out, a
 // rank threw mid-step); errors found before then are thrown and reported normally.
 [[noreturn]] void fatal(const std::string& message);
+
+// Runs a rank's main and returns its status; an exception escaping it ends the whole job
+// through fatal(what()) so that no other rank waits forever in a collective for this one.
+// Use it around everything after Runtime::init() in a distributed program's main.
+int run_ranked(const std::function<int()>& rank_main);
 
 }  // namespace ternion::parallel

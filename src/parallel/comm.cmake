@@ -1,0 +1,40 @@
+# Communicators and the MPI runtime (ternion_comm): MPI for host tensors, NCCL for CUDA
+# tensors in CUDA builds (nccl_stub.cpp otherwise).
+set(comm_sources communicator.cpp mpi_communicator.cpp runtime.cpp)
+if(TERNION_HAVE_CUDA)
+  list(APPEND comm_sources nccl_communicator.cu)
+else()
+  list(APPEND comm_sources nccl_stub.cpp)
+endif()
+list(TRANSFORM comm_sources PREPEND ${CMAKE_CURRENT_LIST_DIR}/)
+add_library(ternion_comm ${comm_sources})
+target_link_libraries(ternion_comm PUBLIC ternion_core MPI::MPI_C Threads::Threads PRIVATE ternion_warnings)
+# mpi.h from C++ would otherwise pull in the deprecated MPI C++ bindings (and their library).
+target_compile_definitions(ternion_comm PUBLIC OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
+if(TERNION_HAVE_CUDA)
+  target_link_libraries(ternion_comm PRIVATE ternion::nccl CUDA::cudart)
+endif()
+
+# ternion_mpi_test(NAME name NP n TIMEOUT s [TARGET target] [ARGS ...] [ENVIRONMENT ...]):
+# the ctest `name.np<n>` runs executable `target` (default: `name`) under mpirun with n ranks,
+# oversubscribed (CI machines have few cores), labelled mpi. Any rank failing fails the test.
+function(ternion_mpi_test)
+  if(NOT TERNION_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(M "" "NAME;TARGET;NP;TIMEOUT" "ARGS;ENVIRONMENT" ${ARGN})
+  if(NOT M_TARGET)
+    set(M_TARGET ${M_NAME})
+  endif()
+  if(NOT M_TIMEOUT)
+    set(M_TIMEOUT 300)
+  endif()
+  set(M_NAME ${M_NAME}.np${M_NP})
+  add_test(NAME ${M_NAME}
+           COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe -np ${M_NP} ${MPIEXEC_PREFLAGS}
+                   $<TARGET_FILE:${M_TARGET}> ${M_ARGS})
+  set_tests_properties(${M_NAME} PROPERTIES TIMEOUT ${M_TIMEOUT} LABELS mpi
+    ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1;${M_ENVIRONMENT}")
+endfunction()
+
+ternion_test(comm_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/communicator_test.cpp LIBS ternion_comm TIMEOUT 60)
