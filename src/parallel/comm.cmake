@@ -38,3 +38,11 @@ function(ternion_mpi_test)
 endfunction()
 
 ternion_test(comm_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/communicator_test.cpp LIBS ternion_comm TIMEOUT 60)
+
+if(TERNION_BUILD_TESTS)
+  add_executable(comm_conformance_test ${CMAKE_CURRENT_LIST_DIR}/comm_conformance_test.cpp)
+  target_link_libraries(comm_conformance_test PRIVATE ternion_comm GTest::gtest ternion_warnings)
+  foreach(np 2 3 4)
+    ternion_mpi_test(NAME comm_conformance_test NP ${np} TIMEOUT 300)
+  endforeach()
+endif()
