@@ -46,3 +46,17 @@ if(TERNION_BUILD_TESTS)
     ternion_mpi_test(NAME comm_conformance_test NP ${np} TIMEOUT 300)
   endforeach()
 endif()
+
+# Fault injection: a rank throws, dies or stalls mid-step; the job must end non-zero within
+# the timeout instead of hanging (tests/e2e/comm_fault.sh checks status, time and stderr).
+if(TERNION_BUILD_TESTS)
+  add_executable(comm_fault_test ${CMAKE_CURRENT_LIST_DIR}/comm_fault_test.cpp)
+  target_link_libraries(comm_fault_test PRIVATE ternion_comm ternion_warnings)
+  foreach(mode ok throw kill stall)
+    add_test(NAME comm_fault.${mode}
+             COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/comm_fault.sh ${MPIEXEC_EXECUTABLE}
+                     $<TARGET_FILE:comm_fault_test> ${mode})
+    set_tests_properties(comm_fault.${mode} PROPERTIES PASS_REGULAR_EXPRESSION "comm fault ${mode}: ok"
+                         TIMEOUT 120 LABELS mpi)
+  endforeach()
+endif()
