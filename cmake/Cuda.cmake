@@ -30,3 +30,19 @@ else()
     message(STATUS "Ternion: CUDA backend disabled (no nvcc found)")
   endif()
 endif()
+
+# NCCL is part of the CUDA backend (collectives on device tensors, src/parallel); it ships
+# beside the toolkit in /usr/local/cuda. CPU-only builds never look for it.
+if(TERNION_HAVE_CUDA)
+  find_path(TERNION_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(TERNION_NCCL_LIB nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+  if(NOT TERNION_NCCL_INCLUDE OR NOT TERNION_NCCL_LIB)
+    message(FATAL_ERROR "The CUDA backend needs NCCL (nccl.h and libnccl), looked beside the CUDA "
+                        "toolkit and in /usr/local/cuda; found include=${TERNION_NCCL_INCLUDE} "
+                        "lib=${TERNION_NCCL_LIB}")
+  endif()
+  add_library(ternion::nccl INTERFACE IMPORTED)
+  target_include_directories(ternion::nccl SYSTEM INTERFACE ${TERNION_NCCL_INCLUDE})
+  target_link_libraries(ternion::nccl INTERFACE ${TERNION_NCCL_LIB})
+  message(STATUS "Ternion: NCCL ${TERNION_NCCL_LIB}")
+endif()

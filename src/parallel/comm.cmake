@@ -2,7 +2,7 @@
 # tensors in CUDA builds (nccl_stub.cpp otherwise).
 set(comm_sources communicator.cpp mpi_communicator.cpp runtime.cpp)
 if(TERNION_HAVE_CUDA)
-  list(APPEND comm_sources nccl_communicator.cu)
+  list(APPEND comm_sources nccl_communicator.cpp)
 else()
   list(APPEND comm_sources nccl_stub.cpp)
 endif()

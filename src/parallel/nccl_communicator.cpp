@@ -1,0 +1,243 @@
+// NCCL backend (CUDA builds only; nccl_stub.cpp otherwise). One NCCL communicator per
+// group, on its own non-blocking CUDA stream. Each operation waits on an event recorded on
+// the compute stream (the legacy default stream, which the core's kernels and copies use),
+// and records a completion event that a Work polls (cudaEventQuery) together with
+// ncclCommGetAsyncError until the group's timeout; expiry or an asynchronous NCCL error
+// aborts the NCCL communicator (ncclCommAbort) and ends the job through fatal().
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <thread>
+
+#include "parallel/comm_checks.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/nccl_communicator.h"
+
+namespace ternion::parallel {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+#define TN_CUDA_OK(call, where)                                                            \
+  do {                                                                                     \
+    cudaError_t e_ = (call);                                                               \
+    if (e_ != cudaSuccess)                                                                 \
+      fatal(str_cat(#call, " failed in ", (where), ": ", cudaGetErrorString(e_), " at ",    \
+                    __FILE__, ":", __LINE__));                                             \
+  } while (0)
+
+// What every operation and every Work of one group shares.
+struct NcclGroup {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  int device = 0;
+  std::string describe;
+  std::chrono::milliseconds timeout{0};
+  std::atomic<bool> aborted{false};
+
+  // Aborts the NCCL communicator (so no kernel of ours waits for a dead peer) and ends the job.
+  [[noreturn]] void die(const std::string& message) {
+    if (comm && !aborted.exchange(true)) ncclCommAbort(comm);
+    fatal(message);
+  }
+  void check(ncclResult_t r, const char* call, const char* file, int line) {
+    if (r != ncclSuccess && r != ncclInProgress) {
+      die(str_cat(call, " failed in ", describe, ": ", ncclGetErrorString(r), " (",
+                  ncclGetLastError(comm), ") at ", file, ":", line));
+    }
+  }
+  ~NcclGroup() {
+    if (comm && !aborted.load()) ncclCommDestroy(comm);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+#define TN_NCCL_OK(g, call) (g).check((call), #call, __FILE__, __LINE__)
+
+class NcclWork final : public Work {
+ public:
+  NcclWork(std::shared_ptr<NcclGroup> g, const char* name, std::vector<Tensor> keep)
+      : g_(std::move(g)), name_(name), keep_(std::move(keep)), deadline_(Clock::now() + g_->timeout) {
+    TN_CUDA_OK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), g_->describe);
+    TN_CUDA_OK(cudaEventRecord(done_, g_->stream), g_->describe);
+  }
+  ~NcclWork() override {
+    wait();
+    cudaEventDestroy(done_);
+  }
+  bool test() override {
+    if (finished_) return true;
+    cudaError_t e = cudaEventQuery(done_);
+    if (e == cudaErrorNotReady) return false;
+    TN_CUDA_OK(e, g_->describe);
+    // Later work on the compute stream runs after the collective (already true on the
+    // host's clock; the event keeps it true for graphs and replays).
+    TN_CUDA_OK(cudaStreamWaitEvent(cudaStreamLegacy, done_, 0), g_->describe);
+    finished_ = true;
+    keep_.clear();
+    return true;
+  }
+  void wait() override {
+    while (!test()) {
+      ncclResult_t async = ncclSuccess;
+      TN_NCCL_OK(*g_, ncclCommGetAsyncError(g_->comm, &async));
+      if (async != ncclSuccess && async != ncclInProgress) {
+        g_->die(str_cat(name_, " failed in ", g_->describe, ": ", ncclGetErrorString(async)));
+      }
+      if (Clock::now() > deadline_) {
+        g_->die(str_cat(name_, " timed out after ", static_cast<double>(g_->timeout.count()) / 1000.0,
+                        "s in ", g_->describe, "; a peer died or never arrived"));
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+ private:
+  std::shared_ptr<NcclGroup> g_;
+  const char* name_;
+  std::vector<Tensor> keep_;  // storage stays alive until the collective is done
+  Clock::time_point deadline_;
+  cudaEvent_t done_ = nullptr;
+  bool finished_ = false;
+};
+
+ncclDataType_t nccl_type(DType d) {
+  switch (d) {
+    case DType::f32: return ncclFloat32;
+    case DType::f64: return ncclFloat64;
+    case DType::bf16: return ncclBfloat16;
+    case DType::f16: return ncclFloat16;
+    case DType::i32: return ncclInt32;
+    case DType::i64: return ncclInt64;
+    case DType::u16: return ncclFloat16;  // moved as bits only: reductions refuse u16
+  }
+  return ncclUint8;
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return ncclSum;
+    case ReduceOp::kAvg: return ncclAvg;  // integers: sum then divide, truncating
+    case ReduceOp::kMax: return ncclMax;
+  }
+  return ncclSum;
+}
+
+void check_reducible(const char* op, DType d, const std::string& describe) {
+  TN_CHECK(d != DType::u16, op, "NCCL has no 16-bit integer reduction (u16 tensor in ", describe,
+           "); reduce it as i32");
+}
+
+class NcclCommunicatorImpl final : public NcclCommunicator {
+ public:
+  explicit NcclCommunicatorImpl(std::shared_ptr<NcclGroup> g, int rank, int size)
+      : g_(std::move(g)), rank_(rank), size_(size) {
+    TN_CUDA_OK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), g_->describe);
+  }
+  ~NcclCommunicatorImpl() override { cudaEventDestroy(ready_); }
+
+  std::unique_ptr<Work> all_reduce(Tensor& t, ReduceOp op) override {
+    check_reducible("all_reduce", t.dtype(), g_->describe);
+    begin();
+    if (t.numel())
+      TN_NCCL_OK(*g_, ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()),
+                                    nccl_type(t.dtype()), nccl_op(op), g_->comm, g_->stream));
+    return end("all_reduce", {t});
+  }
+  std::unique_ptr<Work> reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override {
+    check_reducible("reduce_scatter", in.dtype(), g_->describe);
+    begin();
+    if (out.numel())
+      TN_NCCL_OK(*g_, ncclReduceScatter(in.raw_data(), out.raw_data(), static_cast<size_t>(out.numel()),
+                                        nccl_type(in.dtype()), nccl_op(op), g_->comm, g_->stream));
+    return end("reduce_scatter", {in, out});
+  }
+  std::unique_ptr<Work> all_gather(const Tensor& in, Tensor& out) override {
+    begin();
+    if (in.numel())
+      TN_NCCL_OK(*g_, ncclAllGather(in.raw_data(), out.raw_data(), static_cast<size_t>(in.numel()),
+                                    nccl_type(in.dtype()), g_->comm, g_->stream));
+    return end("all_gather", {in, out});
+  }
+  // One broadcast per contributor, fused into a single NCCL group call.
+  std::unique_ptr<Work> all_gather_v(const Tensor& in, Tensor& out,
+                                     const std::vector<int64_t>& counts) override {
+    begin();
+    const size_t es = dtype_size(in.dtype());
+    char* base = static_cast<char*>(out.numel() ? out.raw_data() : nullptr);
+    TN_NCCL_OK(*g_, ncclGroupStart());
+    int64_t at = 0;
+    for (int r = 0; r < size_; ++r) {
+      const int64_t n = counts[static_cast<size_t>(r)];
+      if (n) {
+        const void* send = r == rank_ ? in.raw_data() : nullptr;
+        TN_NCCL_OK(*g_, ncclBroadcast(send, base + at * es, static_cast<size_t>(n), nccl_type(in.dtype()),
+                                      r, g_->comm, g_->stream));
+      }
+      at += n;
+    }
+    TN_NCCL_OK(*g_, ncclGroupEnd());
+    return end("all_gather_v", {in, out});
+  }
+  std::unique_ptr<Work> broadcast(Tensor& t, int root) override {
+    begin();
+    if (t.numel())
+      TN_NCCL_OK(*g_, ncclBroadcast(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()),
+                                    nccl_type(t.dtype()), root, g_->comm, g_->stream));
+    return end("broadcast", {t});
+  }
+  std::unique_ptr<Work> send(const Tensor& t, int peer) override {
+    begin();
+    if (t.numel())
+      TN_NCCL_OK(*g_, ncclSend(t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()), peer,
+                               g_->comm, g_->stream));
+    return end("send", {t});
+  }
+  std::unique_ptr<Work> recv(Tensor& t, int peer) override {
+    begin();
+    if (t.numel())
+      TN_NCCL_OK(*g_, ncclRecv(t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()), peer,
+                               g_->comm, g_->stream));
+    return end("recv", {t});
+  }
+
+ private:
+  // The NCCL stream starts after everything already queued on the compute stream.
+  void begin() {
+    TN_CUDA_OK(cudaSetDevice(g_->device), g_->describe);
+    TN_CUDA_OK(cudaEventRecord(ready_, cudaStreamLegacy), g_->describe);
+    TN_CUDA_OK(cudaStreamWaitEvent(g_->stream, ready_, 0), g_->describe);
+  }
+  std::unique_ptr<Work> end(const char* name, std::vector<Tensor> keep) {
+    return std::make_unique<NcclWork>(g_, name, std::move(keep));
+  }
+
+  std::shared_ptr<NcclGroup> g_;
+  int rank_, size_;
+  cudaEvent_t ready_ = nullptr;
+};
+
+}  // namespace
+
+void check_nccl_available(const std::string& describe) {
+  TN_CHECK(cuda_available(), "communicator", describe, " got a CUDA tensor but no GPU is visible");
+}
+
+std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm comm, const std::string& describe,
+                                                         int rank, int size, int device,
+                                                         const CommOptions& options) {
+  auto g = std::make_shared<NcclGroup>();
+  g->describe = describe;
+  g->device = device;
+  g->timeout = options.timeout;
+  ncclUniqueId id;
+  if (rank == 0) TN_NCCL_OK(*g, ncclGetUniqueId(&id));
+  TN_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm), describe);
+  TN_CUDA_OK(cudaSetDevice(device), describe);
+  TN_CUDA_OK(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), describe);
+  TN_NCCL_OK(*g, ncclCommInitRank(&g->comm, size, id, rank));
+  return std::make_unique<NcclCommunicatorImpl>(std::move(g), rank, size);
+}
+
+}  // namespace ternion::parallel
