@@ -5,6 +5,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "data/prepare.h"
+#include "parallel/context.h"
+#include "parallel/runtime.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -16,7 +18,31 @@ int run_train(int argc, char** argv) {
   train::TrainOptions options;
   options.resume = args.get("resume", "auto");
   options.stop_at_step = static_cast<int64_t>(args.number("stop-at-step", 0));
-  train::train(config, std::cout, options);
+
+  // Every rank has read and validated the config; now find our place in the job and
+  // check the layout before any communicator exists (every rank reports the same error).
+  parallel::Runtime& runtime = parallel::Runtime::init();
+  const parallel::Layout layout = train::resolve_layout(config, runtime.size());
+  if (runtime.size() == 1) {
+    train::train(config, std::cout, options);
+    return 0;
+  }
+  // From here a failure on one rank must end every rank, never leave them waiting.
+  try {
+    auto ctx = parallel::ParallelContext::create(runtime, layout);
+    const std::string hash = std::to_string(train::config_hash(config));
+    const std::vector<std::string> hashes = ctx->world->all_gather_strings(hash);
+    std::string differ;
+    for (size_t r = 0; r < hashes.size(); ++r)
+      if (hashes[r] != hashes[0]) differ += (differ.empty() ? "" : ",") + std::to_string(r);
+    TN_CHECK(differ.empty(), "parallel", "ranks ", differ, " resolved a different config than rank 0 "
+             "(different config file, --set overrides or version on some nodes?)");
+    if (ctx->is_main()) std::cout << "ternion train: " << ctx->describe_rank() << std::endl;
+    train::train(config, std::cout, options, ctx.get());
+    ctx->world->barrier();
+  } catch (const std::exception& e) {
+    parallel::fatal(std::string("train: ") + e.what());
+  }
   return 0;
 }
 

@@ -23,6 +23,9 @@
 #include "data/token_file.h"
 #include "model/gpt.h"
 #include "optim/adamw.h"
+#include "parallel/data_parallel.h"
+
+#include <xxhash.h>
 
 namespace ternion::train {
 
@@ -65,15 +68,18 @@ class BatchBuffer {
   Tensor idx, tgt;  // [B,T]
 };
 
-double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches, int64_t micro) {
+// Mean loss over the first `batches` validation batches; the batches are dealt round-robin
+// over the dp group and the per-batch losses summed over it.
+double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches, int64_t micro,
+                parallel::Communicator& dp) {
   autograd::NoGrad no_grad;
   BatchBuffer buf(micro, gpt.config().block_size);
   double total = 0;
-  for (int64_t b = 0; b < batches; ++b) {
+  for (int64_t b = dp.rank(); b < batches; b += dp.size()) {
     val.fill(b, 0, micro, buf.idx.data<int32_t>(), buf.tgt.data<int32_t>());
     total += gpt.loss(buf.idx, buf.tgt).item();
   }
-  return total / static_cast<double>(batches);
+  return dp.all_reduce_scalar(total, parallel::ReduceOp::kSum) / static_cast<double>(batches);
 }
 
 std::string json_number(double v) {
@@ -86,7 +92,7 @@ void write_metrics(std::ostream& out, const StepMetrics& m, size_t mem) {
   out << std::setprecision(8) << "{\"step\": " << m.step << ", \"loss\": " << m.loss << ", \"lr\": " << m.lr
       << ", \"grad_norm\": " << m.grad_norm << ", \"ms\": " << m.ms
       << ", \"tokens_per_sec\": " << m.tokens_per_sec << ", \"mfu\": " << m.mfu
-      << ", \"mem_bytes\": " << mem;
+      << ", \"mem_bytes\": " << mem << ", \"comm_ms\": " << m.comm_ms;
   if (m.val_loss >= 0) out << ", \"val_loss\": " << m.val_loss;
   if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << json_number(m.ckpt_block_ms);
   if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << json_number(m.ckpt_total_ms);
@@ -95,10 +101,21 @@ void write_metrics(std::ostream& out, const StepMetrics& m, size_t mem) {
 }
 
 // The whole training state this process holds, staged as host copies for a checkpoint.
+// With data parallelism every dp rank holds the same replica: only dp rank 0 writes it.
 checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const optim::AdamW& opt,
-                              int64_t next_step, const data::SamplerState& sampler) {
+                              int64_t next_step, const data::SamplerState& sampler,
+                              const parallel::ParallelContext& ctx) {
   checkpoint::State s;
   s.step = next_step;
+  s.scalars["optim.step"] = opt.steps();
+  s.scalars["data.step"] = sampler.step;
+  s.scalars["data.sample"] = sampler.sample;
+  s.scalars["rng.seed"] = config.run.seed;
+  s.config_yaml = to_yaml(config);
+  const parallel::Layout& l = ctx.layout;
+  s.layout = {{"dp", std::to_string(l.dp)}, {"tp", std::to_string(l.tp)}, {"pp", std::to_string(l.pp)},
+              {"order", l.order_str()}};
+  if (ctx.coord.dp != 0) return s;
   const auto& params = gpt.parameters();
   const auto& st = const_cast<optim::AdamW&>(opt).state();
   for (size_t i = 0; i < params.size(); ++i) {
@@ -108,18 +125,12 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
       s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kExpAvgSqPrefix) + params[i].name, st[i].v));
     }
   }
-  s.scalars["optim.step"] = opt.steps();
-  s.scalars["data.step"] = sampler.step;
-  s.scalars["data.sample"] = sampler.sample;
-  s.scalars["rng.seed"] = config.run.seed;
-  s.config_yaml = to_yaml(config);
-  s.layout = {{"dp", "1"}, {"tp", "1"}, {"pp", "1"}, {"order", config.parallel.order}};
   return s;
 }
 
 // Loads `dir` into the model, optimizer and sampler; returns the step to continue from.
 int64_t load_state(const std::string& dir, const Config& config, model::Gpt& gpt, optim::AdamW& opt,
-                   data::BatchSampler& sampler, std::ostream& log) {
+                   data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log) {
   const checkpoint::Manifest m = checkpoint::read_manifest(dir);
   // Same tensor shapes can still be a different model (n_head): compare the sizes.
   const Config saved = parse_config(m.config_yaml, (std::filesystem::path(dir) / "manifest.yaml").string());
@@ -154,8 +165,8 @@ int64_t load_state(const std::string& dir, const Config& config, model::Gpt& gpt
   opt.set_steps(m.scalars.count("optim.step") ? m.scalars.at("optim.step") : 0);
   sampler.set_state({m.scalars.at("data.step"), m.scalars.at("data.sample")});
   log << "ternion train: resumed from " << dir << " at step " << m.step;
-  if (m.layout.count("dp") && m.layout.at("dp") != "1")
-    log << " (written with dp=" << m.layout.at("dp") << ", resuming with dp=1)";
+  if (m.layout.count("dp") && m.layout.at("dp") != std::to_string(layout.dp))
+    log << " (written with dp=" << m.layout.at("dp") << ", resuming with dp=" << layout.dp << ")";
   log << "\n";
   return m.step;
 }
@@ -190,8 +201,45 @@ class PreemptionHandler {
 
 }  // namespace
 
-TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options) {
+parallel::Layout resolve_layout(const Config& config, int world_size) {
+  const ParallelConfig& pc = config.parallel;
+  const parallel::Layout l = parallel::resolve_layout(pc.dp, pc.tp, pc.pp, pc.order, world_size);
+  std::string errors;
+  const auto rule = [&](bool ok, const std::string& msg) {
+    if (!ok) errors += "\n  " + msg;
+  };
+  rule(config.model.n_head % l.tp == 0, str_cat("model.n_head = ", config.model.n_head,
+                                                " is not divisible by parallel.tp = ", l.tp));
+  rule(config.model.n_layer % l.pp == 0, str_cat("model.n_layer = ", config.model.n_layer,
+                                                 " is not divisible by parallel.pp = ", l.pp));
+  rule(config.train.global_batch_size % (config.train.micro_batch_size * l.dp) == 0,
+       str_cat("train.global_batch_size = ", config.train.global_batch_size,
+               " is not divisible by train.micro_batch_size * dp = ", config.train.micro_batch_size, " * ", l.dp,
+               " = ", config.train.micro_batch_size * l.dp));
+  rule(l.tp == 1, str_cat("parallel.tp = ", l.tp, ": this build trains data-parallel only (tp must be 1)"));
+  rule(l.pp == 1, str_cat("parallel.pp = ", l.pp, ": this build trains data-parallel only (pp must be 1)"));
+  TN_CHECK(errors.empty(), "parallel", "layout ", l.str(), " does not fit this config:", errors);
+  return l;
+}
+
+uint64_t config_hash(const Config& config) {
+  const std::string yaml = to_yaml(config);
+  return XXH64(yaml.data(), yaml.size(), 0);
+}
+
+TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& options,
+                   parallel::ParallelContext* parallel_ctx) {
   validate(config);
+  std::unique_ptr<parallel::ParallelContext> own_ctx;
+  if (!parallel_ctx) {
+    own_ctx = parallel::ParallelContext::single();
+    own_ctx->layout = resolve_layout(config, 1);
+    parallel_ctx = own_ctx.get();
+  }
+  parallel::ParallelContext& ctx = *parallel_ctx;
+  const parallel::Layout& layout = ctx.layout;
+  std::ostream nowhere(nullptr);  // ranks other than 0 stay quiet
+  std::ostream& log = ctx.is_main() ? out : nowhere;
   const auto& mc = config.model;
   const auto& tc = config.train;
   TN_CHECK(config.precision == "fp32", "train", "precision '", config.precision,
@@ -249,7 +297,7 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
     }
     for (size_t i = 0; i < candidates.size(); ++i) {
       try {
-        start_step = load_state(candidates[i], config, gpt, opt, sampler, log);
+        start_step = load_state(candidates[i], config, gpt, opt, sampler, layout, log);
         break;
       } catch (const Error& e) {
         // A checkpoint for another model is the user's mistake, not damage: never skip it.
@@ -264,11 +312,18 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
            tc.steps, "; raise train.steps to train further");
 
   std::filesystem::create_directories(config.run.dir);
-  std::ofstream metrics(std::filesystem::path(config.run.dir) / "metrics.jsonl",
-                        start_step > 0 ? std::ios::app : std::ios::trunc);
-  TN_CHECK(metrics.good(), "train", "cannot write metrics to run.dir '", config.run.dir, "'");
+  std::ofstream metrics;
+  if (ctx.is_main()) {
+    metrics.open(std::filesystem::path(config.run.dir) / "metrics.jsonl", start_step > 0 ? std::ios::app : std::ios::trunc);
+    TN_CHECK(metrics.good(), "train", "cannot write metrics to run.dir '", config.run.dir, "'");
+  }
 
-  const int64_t accum = tc.global_batch_size / tc.micro_batch_size;
+  // Data parallel: dp rank r computes samples [r·G/dp, (r+1)·G/dp) of every global batch,
+  // in `accum` micro-batches; the gradient average over the group equals the
+  // single-process gradient of the whole batch.
+  const int64_t dp_rank = ctx.coord.dp;
+  const int64_t per_rank = tc.global_batch_size / layout.dp;
+  const int64_t accum = per_rank / tc.micro_batch_size;
   const int64_t T = mc.block_size;
   const double peak = measure_cpu_peak_flops();
   const uint64_t dropout_key = stream_key(static_cast<uint64_t>(config.run.seed), "dropout");
@@ -276,7 +331,8 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
       << mc.n_embd << " wide, " << mc.n_head << " heads, block " << T << "\n"
       << "  data " << config.data.train << ": " << train_src->size() << " tokens, "
       << sampler.num_samples() << " samples; batch " << tc.global_batch_size << " x " << T
-      << " tokens in " << accum << " micro-batch(es) of " << tc.micro_batch_size << "\n"
+      << " tokens; per data-parallel rank " << accum << " micro-batch(es) of " << tc.micro_batch_size << "\n"
+      << ctx.describe_layout()
       << "  MFU is stated against the measured CPU sgemm peak, " << std::fixed << std::setprecision(1)
       << peak / 1e9 << " GFLOP/s" << std::endl;
   log.unsetf(std::ios::fixed);
@@ -284,11 +340,20 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
   TrainSummary summary;
   summary.start_step = start_step;
   const data::SamplerState sampler_base = sampler.get_state();
-  checkpoint::Checkpointer checkpointer(config.run.dir, checkpoint::Group::local(),
-                                        {config.checkpoint.async, config.checkpoint.keep});
+  checkpoint::Group group;
+  group.rank = ctx.rank;
+  group.size = ctx.world->size();
+  group.all_true = [&ctx](bool b) { return ctx.world->all_true(b); };
+  group.all_gather = [&ctx](const std::string& s) { return ctx.world->all_gather_strings(s); };
+  checkpoint::Checkpointer checkpointer(config.run.dir, group, {config.checkpoint.async, config.checkpoint.keep});
+  std::vector<Tensor> param_tensors;
+  for (auto& p : gpt.parameters()) param_tensors.push_back(p.tensor);
+  parallel::GradReducer reducer(*ctx.dp, param_tensors, config.parallel.bucket_mb);
   BatchBuffer buf(tc.micro_batch_size, T);
   PreemptionHandler preemption;
-  const auto agree_any = [](bool b) { return b; };  // one process: its own view
+  const auto agree_any = [&ctx](bool b) {
+    return ctx.world->all_reduce_scalar(b ? 1.0 : 0.0, parallel::ReduceOp::kMax) > 0;
+  };
   for (int64_t step = start_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     StepMetrics m;
@@ -297,21 +362,25 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
                                 config.optim.min_lr, config.optim.schedule);
     for (auto& p : gpt.parameters()) autograd::zero_grad(p.tensor);
     for (int64_t micro = 0; micro < accum; ++micro) {
-      const int64_t first = micro * tc.micro_batch_size;
+      const int64_t first = dp_rank * per_rank + micro * tc.micro_batch_size;
       sampler.fill(step, first, tc.micro_batch_size, buf.idx.data<int32_t>(), buf.tgt.data<int32_t>());
       Tensor loss = gpt.loss(buf.idx, buf.tgt, dropout_key, static_cast<uint64_t>(step), first);
       m.loss += loss.item() / static_cast<double>(accum);
+      reducer.begin_backward(micro + 1 == accum);
       autograd::backward(autograd::scale(loss, 1.0 / static_cast<double>(accum)));
     }
+    reducer.finish();
+    m.comm_ms = reducer.stats().wait_ms;
+    m.loss = ctx.dp->all_reduce_scalar(m.loss, parallel::ReduceOp::kAvg);
     m.grad_norm = optim::clip_grad_norm(refs, config.optim.grad_clip);
     opt.step(m.lr);
     const double secs = seconds_since(t0);
     m.ms = secs * 1e3;
     m.tokens_per_sec = static_cast<double>(tc.global_batch_size * T) / secs;
-    m.mfu = gpt.flops_per_token() * m.tokens_per_sec / peak;
+    m.mfu = gpt.flops_per_token() * m.tokens_per_sec / (peak * layout.world_size());
     const bool last = step + 1 == tc.steps;
     if (val_sampler && ((tc.eval_interval > 0 && (step + 1) % tc.eval_interval == 0) || last)) {
-      m.val_loss = evaluate(gpt, *val_sampler, tc.eval_batches, tc.micro_batch_size);
+      m.val_loss = evaluate(gpt, *val_sampler, tc.eval_batches, tc.micro_batch_size, *ctx.dp);
       summary.final_val_loss = m.val_loss;
     }
     if (auto committed = checkpointer.poll()) m.ckpt_total_ms = committed->total_s * 1e3;
@@ -322,7 +391,7 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
     if ((ci > 0 && ((step + 1) % ci == 0 || last)) || stop) {
       const auto c0 = Clock::now();
       const data::SamplerState next{step + 1, sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
-      checkpointer.save(stage_state(config, gpt, opt, step + 1, next));
+      checkpointer.save(stage_state(config, gpt, opt, step + 1, next, ctx));
       m.ckpt_block_ms = seconds_since(c0) * 1e3;
       if (last || stop || !config.checkpoint.async) {
         if (auto committed = checkpointer.finish()) m.ckpt_total_ms = committed->total_s * 1e3;
@@ -339,12 +408,13 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
           << " | grad norm " << std::setprecision(3) << m.grad_norm << " | " << std::setprecision(1)
           << m.ms << " ms | " << std::setprecision(0) << m.tokens_per_sec << " tok/s | MFU "
           << std::setprecision(1) << 100 * m.mfu << "% | mem " << mem / 1048576.0 << " MiB";
+      if (layout.dp > 1) log << " | comm wait " << m.comm_ms << " ms";
       if (m.ckpt_block_ms >= 0) log << " | ckpt save blocked " << m.ckpt_block_ms << " ms";
       if (m.ckpt_total_ms >= 0) log << " | ckpt committed in " << m.ckpt_total_ms << " ms";
       log << "\n";
       log.unsetf(std::ios::fixed | std::ios::scientific);
       log.flush();
-      write_metrics(metrics, m, mem);
+      if (ctx.is_main()) write_metrics(metrics, m, mem);
     }
     if (options.on_step) options.on_step(m, mem);
     TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
@@ -364,9 +434,10 @@ TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& 
     }
   }
 
+  summary.weights_path = (std::filesystem::path(config.run.dir) / "model.h5").string();
+  if (!ctx.is_main()) return summary;
   std::vector<checkpoint::NamedTensor> named;
   for (auto& p : gpt.parameters()) named.push_back({p.name, p.tensor});
-  summary.weights_path = (std::filesystem::path(config.run.dir) / "model.h5").string();
   checkpoint::write_weights(summary.weights_path, named,
                             {{"vocab_size", mc.vocab_size}, {"block_size", mc.block_size},
                              {"n_layer", mc.n_layer}, {"n_head", mc.n_head}, {"n_embd", mc.n_embd}});

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "parallel/context.h"
+#include "parallel/topology.h"
 #include "train/config.h"
 
 namespace ternion::train {
@@ -24,6 +26,7 @@ struct StepMetrics {
   double val_loss = -1;   // < 0: not evaluated at this step
   double ckpt_block_ms = -1;  // a save started at this step: time the step loop was blocked
   double ckpt_total_ms = -1;  // a save committed at this step: its time from start to commit
+  double comm_ms = 0;         // time the step waited on the gradient all-reduce (data parallel)
 };
 
 struct TrainOptions {
@@ -48,9 +51,24 @@ struct TrainSummary {
   std::string weights_path;  // the final weights, in the init_from format
 };
 
+// Resolves parallel.* against the world size and checks what the layout demands of the
+// model and batch: world divisible by tp·pp, dp·tp·pp == world, n_head divisible by tp,
+// n_layer divisible by pp, global batch divisible by micro batch × dp. Throws one Error
+// listing every broken rule with its keys and values. Runs on every rank before any
+// communicator exists.
+parallel::Layout resolve_layout(const Config& config, int world_size);
+
+// XXH64 of the resolved config (to_yaml): every rank must train the same config.
+uint64_t config_hash(const Config& config);
+
 // Runs `config` to completion. SIGUSR1 or SIGTERM (preemption) ends the run at the next
 // step boundary with a checkpoint committed (summary.preempted). Log lines go to `log`; metrics.jsonl and model.h5 go to
 // run.dir. Throws Error (naming the key, file or value) on bad input before training.
-TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options = {});
+// With a parallel context (built from resolve_layout's layout), trains data-parallel:
+// each dp rank computes its contiguous part of every global batch and gradients are
+// averaged over the dp group; only rank 0 writes the log, metrics.jsonl and model.h5.
+// Without one, trains in this process alone.
+TrainSummary train(const Config& config, std::ostream& log, const TrainOptions& options = {},
+                   parallel::ParallelContext* ctx = nullptr);
 
 }  // namespace ternion::train
