@@ -8,7 +8,7 @@
 namespace ternion::parallel {
 namespace {
 
-TEST(CommSelf, CollectivesAreTheIdentity) {
+TEST(comm_self, CollectivesAreTheIdentity) {
   auto c = make_self_communicator("dp", 3);
   EXPECT_EQ(c->size(), 1);
   EXPECT_EQ(c->rank(), 0);
@@ -33,7 +33,7 @@ TEST(CommSelf, CollectivesAreTheIdentity) {
   c->barrier();
 }
 
-TEST(CommSelf, MisuseNamesTheOpAndShapes) {
+TEST(comm_self, MisuseNamesTheOpAndShapes) {
   auto c = make_self_communicator("tp", 0);
   Tensor t = Tensor::zeros({4});
   Tensor small = Tensor::zeros({3});
@@ -52,7 +52,7 @@ TEST(CommSelf, MisuseNamesTheOpAndShapes) {
   }
 }
 
-TEST(CommSelf, HostHelpers) {
+TEST(comm_self, HostHelpers) {
   auto c = make_self_communicator("world", 0);
   EXPECT_EQ(c->all_gather_strings("config:abc\xff"), (std::vector<std::string>{"config:abc\xff"}));
   EXPECT_EQ(c->all_gather_strings(""), (std::vector<std::string>{""}));
@@ -61,7 +61,7 @@ TEST(CommSelf, HostHelpers) {
   EXPECT_DOUBLE_EQ(c->all_reduce_scalar(2.5, ReduceOp::kAvg), 2.5);
 }
 
-TEST(CommRuntime, StandaloneIsAWorldOfOneWithoutMpi) {
+TEST(comm_runtime, StandaloneIsAWorldOfOneWithoutMpi) {
   Runtime& rt = Runtime::init();
   EXPECT_EQ(&rt, Runtime::get());
   EXPECT_FALSE(rt.info().mpi);
@@ -77,7 +77,7 @@ TEST(CommRuntime, StandaloneIsAWorldOfOneWithoutMpi) {
   EXPECT_EQ(run_ranked([] { return 7; }), 7);
 }
 
-TEST(CommRuntime, RunRankedTurnsAnExceptionIntoAFatalError) {
+TEST(comm_runtime, RunRankedTurnsAnExceptionIntoAFatalError) {
   EXPECT_EXIT(run_ranked([]() -> int { throw Error("[step] boom"); }), testing::ExitedWithCode(1),
               "ternion: rank 0: \\[step\\] boom");
 }
