@@ -11,7 +11,8 @@ PACKAGES=(
   libopenblas-openmp-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxxhash-dev xxhash
-  python3
+  python3 curl
+  libcpp-httplib-dev
   fortunes
 )
 

@@ -1,16 +1,48 @@
 // `ternion train --config FILE [--set key=value]...` and `ternion prepare`.
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "data/prepare.h"
+#include "monitor/server.h"
 #include "parallel/context.h"
 #include "parallel/runtime.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
 namespace ternion::cli {
+namespace {
+
+// With monitor.port set, world rank 0 serves /metrics, fed by every step through on_step
+// (the other ranks would report the same global values). nullptr when off or not rank 0.
+// Throws Error when the port cannot be bound.
+std::unique_ptr<monitor::MetricsServer> start_monitor(const train::Config& config, int rank,
+                                                      train::TrainOptions& options) {
+  if (config.monitor.port == 0 || rank != 0) return nullptr;
+  auto server = std::make_unique<monitor::MetricsServer>(config.monitor.port);
+  std::cout << "ternion train: metrics at http://0.0.0.0:" << server->port() << "/metrics"
+            << std::endl;
+  options.on_step = [s = server.get(), snap = monitor::Snapshot{}](const train::StepMetrics& m,
+                                                                   size_t memory_bytes) mutable {
+    snap.step = m.step + 1;
+    snap.loss = m.loss;
+    if (m.val_loss >= 0) snap.val_loss = m.val_loss;
+    snap.tokens_per_second = m.tokens_per_sec;
+    snap.mfu = m.mfu;
+    snap.learning_rate = m.lr;
+    snap.grad_norm = m.grad_norm;
+    snap.memory_bytes = memory_bytes;
+    if (m.ckpt_block_ms >= 0) snap.checkpoint_block_ms = m.ckpt_block_ms;
+    if (m.ckpt_total_ms >= 0) snap.checkpoint_total_ms = m.ckpt_total_ms;
+    snap.comm_ms = m.comm_ms;
+    s->update(snap);
+  };
+  return server;
+}
+
+}  // namespace
 
 int run_train(int argc, char** argv) {
   Args args(argc, argv, {"config", "resume", "stop-at-step"}, {"set"});
@@ -24,11 +56,13 @@ int run_train(int argc, char** argv) {
   parallel::Runtime& runtime = parallel::Runtime::init();
   const parallel::Layout layout = train::resolve_layout(config, runtime.size());
   if (runtime.size() == 1) {
+    const auto metrics_server = start_monitor(config, runtime.rank(), options);
     train::train(config, std::cout, options);
     return 0;
   }
   // From here a failure on one rank must end every rank, never leave them waiting.
   try {
+    const auto metrics_server = start_monitor(config, runtime.rank(), options);
     auto ctx = parallel::ParallelContext::create(runtime, layout);
     const std::string hash = std::to_string(train::config_hash(config));
     const std::vector<std::string> hashes = ctx->world->all_gather_strings(hash);
