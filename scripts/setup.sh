@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxxhash-dev xxhash
   python3 curl
-  libcpp-httplib-dev
+  libcpp-httplib-dev gnuplot-nox
   fortunes
 )
 

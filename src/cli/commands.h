@@ -10,5 +10,6 @@ int run_train(int argc, char** argv);
 int run_prepare(int argc, char** argv);
 int run_sample(int argc, char** argv);
 int run_checkpoint(int argc, char** argv);
+int run_plot(int argc, char** argv);
 
 }  // namespace ternion::cli

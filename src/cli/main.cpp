@@ -18,6 +18,8 @@ constexpr const char* kUsage =
     "  sample         generate text from trained weights: --checkpoint FILE.h5 --prompt TEXT\n"
     "  checkpoint     inspect a checkpoint (verifying checksums) or export its weights:\n"
     "                 checkpoint inspect DIR | checkpoint export DIR --output model.h5\n"
+    "  plot           draw a run's loss, throughput and learning rate as PNGs (gnuplot):\n"
+    "                 plot RUN_DIR [--output DIR]\n"
     "  version        print the versions of Ternion and its libraries (also --version)\n"
     "  selftest       run a tiny forward/backward on the CPU backend and report timing\n"
     "\n"
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
     if (cmd == "prepare") return ternion::cli::run_prepare(argc - 1, argv + 1);
     if (cmd == "sample") return ternion::cli::run_sample(argc - 1, argv + 1);
     if (cmd == "checkpoint") return ternion::cli::run_checkpoint(argc - 1, argv + 1);
+    if (cmd == "plot") return ternion::cli::run_plot(argc - 1, argv + 1);
     if (cmd == "selftest") return ternion::cli::run_selftest(argc - 1, argv + 1);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(kUsage, stdout);
