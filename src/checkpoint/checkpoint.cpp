@@ -363,7 +363,8 @@ std::optional<SaveTiming> Checkpointer::commit() {
   timing.step = p->state.step;
   timing.blocking_s = p->blocking_s;
   timing.bytes = p->result.bytes;
-  if (group_.rank == 0) {
+  std::string commit_error;
+  if (group_.rank == 0) try {
     YAML::Node m;
     m["format"] = std::string(kFormatName);
     m["format_version"] = kFormatVersion;
@@ -393,7 +394,12 @@ std::optional<SaveTiming> Checkpointer::commit() {
       if (entry.is_directory() && name.starts_with("step_") && name.ends_with(kTmpSuffix))
         fs::remove_all(entry.path());
     }
+  } catch (const std::exception& e) {
+    commit_error = e.what();
   }
+  // Every rank returns only once `latest` names the new checkpoint (or every rank throws).
+  TN_CHECK(group_.all_true(commit_error.empty()), "checkpoint", "commit of step ", p->state.step,
+           " failed on rank 0", commit_error.empty() ? "" : ": ", commit_error);
   timing.total_s = seconds_since(p->start);
   return timing;
 }
