@@ -16,6 +16,7 @@ std::unique_ptr<ParallelContext> ParallelContext::create(Runtime& runtime, const
   ctx->info = runtime.info();
   ctx->rank = runtime.rank();
   ctx->coord = coord_of(layout, ctx->rank);
+  if (cuda_available()) ctx->device = Device::cuda(ctx->info.local_rank % cuda_device_count());
   ctx->world = runtime.world(options);
   ctx->tp = runtime.new_group("tp", axis_groups(layout, Axis::tp), options);
   ctx->dp = runtime.new_group("dp", axis_groups(layout, Axis::dp), options);
@@ -45,7 +46,7 @@ std::unique_ptr<ParallelContext> ParallelContext::single() {
 std::string ParallelContext::describe_rank() const {
   return str_cat("rank ", rank, "/", layout.world_size(), " (dp ", coord.dp, ", tp ", coord.tp, ", pp ",
                  coord.pp, ") on ", info.hostname.empty() ? "localhost" : info.hostname, ", local rank ",
-                 info.local_rank);
+                 info.local_rank, ", device ", device.str());
 }
 
 std::string ParallelContext::describe_layout() const {

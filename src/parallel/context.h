@@ -17,6 +17,10 @@ struct ParallelContext {
   RuntimeInfo info;
   int rank = 0;  // world rank
   Coord coord;   // this rank's (dp, tp, pp) coordinates
+  // The device this rank computes on: one GPU per rank, chosen by local rank (ranks of a
+  // node take GPUs 0, 1, ... in turn) when the build has CUDA and GPUs are visible;
+  // otherwise the CPU.
+  Device device = Device::cpu();
   std::unique_ptr<Communicator> world, dp, tp, pp, embedding;
 
   // Collective over the world: creates the dp, tp, pp and embedding communicators of
