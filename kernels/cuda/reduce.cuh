@@ -23,16 +23,16 @@ __global__ void reduce_partials(const T* a, int64_t n, double* partial) {
 }
 
 template <typename O>
-__global__ void reduce_final(const double* partial, int nparts, O* out) {
+__global__ void reduce_final(const double* partial, int nparts, double scale, O* out) {
   double s = 0.0;
   for (int i = threadIdx.x; i < nparts; i += blockDim.x) s += partial[i];
   s = block_sum(s);
-  if (threadIdx.x == 0) out[0] = static_cast<O>(s);
+  if (threadIdx.x == 0) out[0] = static_cast<O>(s * scale);
 }
 
-// out (f32 or f64 scalar on the device) = sum a[i] (or a[i]^2), accumulated in f64.
+// out (f32 or f64 scalar on the device) = scale * sum a[i] (or a[i]^2), accumulated in f64.
 template <typename T, bool kSquare>
-void reduce_to_scalar(const char* op, const T* a, int64_t n, Tensor& out) {
+void reduce_to_scalar(const char* op, const T* a, int64_t n, Tensor& out, double scale = 1.0) {
   const cudaStream_t stream = stream_of(out);
   const int nparts = static_cast<int>(std::min<int64_t>(kReduceBlocks, grid_for(n)));
   Tensor partial = scratch({nparts}, DType::f64, out);
@@ -44,9 +44,9 @@ void reduce_to_scalar(const char* op, const T* a, int64_t n, Tensor& out) {
     TN_CUDA_CHECK_LAUNCH(op);
   }
   if (out.dtype() == DType::f64) {
-    reduce_final<double><<<1, 1024, 0, stream>>>(pp, nparts, ptr<double>(op, "out", out));
+    reduce_final<double><<<1, 1024, 0, stream>>>(pp, nparts, scale, ptr<double>(op, "out", out));
   } else {
-    reduce_final<float><<<1, 1024, 0, stream>>>(pp, nparts, ptr<float>(op, "out", out));
+    reduce_final<float><<<1, 1024, 0, stream>>>(pp, nparts, scale, ptr<float>(op, "out", out));
   }
   TN_CUDA_CHECK_LAUNCH(op);
 }
