@@ -13,6 +13,7 @@ PACKAGES=(
   libxxhash-dev xxhash
   python3 curl
   libcpp-httplib-dev gnuplot-nox
+  slurm-wlm slurm-wlm-basic-plugins munge
   fortunes
 )
 
