@@ -8,8 +8,8 @@
 #                       or the number of GPUs here, or 1 on a machine without GPUs)
 #   --per-node N        ranks per node (default: GPUs per node; with a hostfile, its slots)
 #   --hostfile FILE     many nodes: lines "host slots=N" (one slot per GPU)
-#   --bind-to WHAT      core | socket | numa | none (default: socket with GPUs, core on CPU)
-#   --map-by WHAT       Open MPI mapping; default ppr:N:node:PE=K (see below)
+#   --bind-to WHAT      core | socket | numa | none (default core; see below)
+#   --map-by WHAT       Open MPI mapping (default ppr:N:node:PE=K with core binding, else ppr:N:node)
 #   --ternion PATH      the binary (default: ternion on PATH, else build/src/cli/ternion)
 #   --dry-run           print the command and exit
 #   -h, --help
@@ -18,11 +18,13 @@
 #
 # Binding. Without binding the kernel migrates ranks between cores and sockets, and a rank
 # may run far from its GPU and its NIC. The default maps ranks evenly over each node's
-# cores: `--map-by ppr:N:node:PE=K` puts N ranks on every node, each owning K cores
-# (cores / N), and `--bind-to core` pins each rank to those K cores (its OpenMP threads
-# stay there; OMP_NUM_THREADS is set to K). With GPUs, `--bind-to socket` keeps a rank on
-# the socket (NUMA domain) nearest its GPU's PCIe root without pinning its threads to
-# single cores, which suits the few host threads a GPU rank runs. `--bind-to none` is for
+# cores: `--map-by ppr:N:node:PE=K` puts N ranks on every node, each owning K consecutive
+# cores (cores / N), and `--bind-to core` confines each rank, OpenMP threads included, to
+# its K cores (OMP_NUM_THREADS is set to K). Local rank i thus sits on the i-th slice of
+# the node, which on the usual 8-GPU node (GPUs 0-3 on socket 0, 4-7 on socket 1) is the
+# socket of GPU i. `--bind-to socket` or `numa` (mapped ppr:N:node, as Open MPI forbids
+# PE=K with them) lets a rank's threads use a whole socket or NUMA domain: for nodes whose
+# GPU-to-socket order is different, with --map-by of your own. `--bind-to none` is for
 # machines where another job shares the cores.
 #
 # Examples:
@@ -82,8 +84,10 @@ pe=$(( cores / PER_NODE ))
 ARGS=(-np "$NP")
 [ -z "$HOSTFILE" ] || ARGS+=(--hostfile "$HOSTFILE")
 if [ "$pe" -ge 1 ]; then
-  [ -n "$MAP_BY" ] || MAP_BY="ppr:$PER_NODE:node:PE=$pe"
-  [ -n "$BIND_TO" ] || { if [ "$gpus" -gt 0 ]; then BIND_TO=socket; else BIND_TO=core; fi; }
+  [ -n "$BIND_TO" ] || BIND_TO=core
+  if [ -z "$MAP_BY" ]; then
+    if [ "$BIND_TO" = core ]; then MAP_BY="ppr:$PER_NODE:node:PE=$pe"; else MAP_BY="ppr:$PER_NODE:node"; fi
+  fi
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$pe}
 else
   # More ranks than cores (a test on a small machine): share the cores, bind nothing.
