@@ -1,6 +1,6 @@
 // Builds without CUDA kernels link these stubs: every kernel of kernels.h exists for
-// the CUDA device and throws an error naming itself. (Until the CUDA kernels land, CUDA
-// builds link them too; CUDA tensors can be created and copied, not computed on.)
+// the CUDA device and throws an error naming itself. CUDA builds compile the *.cu
+// files beside this one instead.
 #include "kernels/kernels.h"
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
