@@ -114,11 +114,14 @@ echo "slurm e2e: job $A trained $STEPS steps on $NTASKS ranks; $(head -1 "$WORK/
 
 # 2. Preempted mid-run, requeued, resumed.
 B=$(submit preempt)
-for _ in $(seq 1 600); do
-  [ -s "$WORK/preempt/metrics.jsonl" ] && [ "$(wc -l < "$WORK/preempt/metrics.jsonl")" -ge 40 ] && break
+# Mid-run: once 40 of the 200 steps are logged (the handlers are in place by then).
+logged() { [ -s "$WORK/preempt/metrics.jsonl" ] && wc -l < "$WORK/preempt/metrics.jsonl" || echo 0; }
+for _ in $(seq 1 1200); do
+  [ "$(logged)" -ge 40 ] && break
   [ "$(job_field "$B" JobState)" = PENDING ] || [ "$(job_field "$B" JobState)" = RUNNING ] || fail "job $B ended early"
   sleep 0.1
 done
+[ "$(logged)" -ge 40 ] || fail "job $B logged $(logged) steps in 120 s"
 scancel --signal=USR1 --batch "$B"
 wait_done "$B" 180
 OUT="$WORK/jobs/preempt-$B.out"
