@@ -43,3 +43,13 @@ int check_rc(int rc, std::string_view op, std::string_view what, std::string_vie
 }
 
 }  // namespace ternion::data::h5
+
+namespace ternion::data {
+
+std::string hdf5_library_version() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return str_cat(major, ".", minor, ".", release);
+}
+
+}  // namespace ternion::data

@@ -109,4 +109,7 @@ class TokenFileWriter {
 void write_token_file(const std::string& path, std::span<const int32_t> tokens,
                       int64_t vocab_size, std::string_view tokenizer);
 
+// "1.10.8": the HDF5 library this process runs with.
+std::string hdf5_library_version();
+
 }  // namespace ternion::data

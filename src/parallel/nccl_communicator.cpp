@@ -240,4 +240,11 @@ std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm comm, const st
   return std::make_unique<NcclCommunicatorImpl>(std::move(g), rank, size);
 }
 
+std::string nccl_version_string() {
+  int v = 0;
+  if (ncclGetVersion(&v) != ncclSuccess) return "unknown";
+  // NCCL >= 2.9 encodes major*10000 + minor*100 + patch.
+  return str_cat(v / 10000, ".", (v / 100) % 100, ".", v % 100);
+}
+
 }  // namespace ternion::parallel

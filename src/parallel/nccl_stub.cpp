@@ -15,4 +15,6 @@ std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm, const std::st
   return nullptr;
 }
 
+std::string nccl_version_string() { return "none"; }
+
 }  // namespace ternion::parallel

@@ -174,4 +174,13 @@ int run_ranked(const std::function<int()>& rank_main) {
   }
 }
 
+std::string mpi_library_version() {
+  char buf[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  if (MPI_Get_library_version(buf, &len) != MPI_SUCCESS) return "unknown";
+  std::string v(buf, static_cast<size_t>(len));
+  const size_t cut = v.find_first_of(",\n");
+  return cut == std::string::npos ? v : v.substr(0, cut);
+}
+
 }  // namespace ternion::parallel

@@ -64,6 +64,11 @@ class Runtime {
 // rank threw mid-step); errors found before then are thrown and reported normally.
 [[noreturn]] void fatal(const std::string& message);
 
+// The MPI library's own version line ("Open MPI v4.1.4, ..."); callable before init.
+std::string mpi_library_version();
+// "2.27.7", or "none" in builds without NCCL.
+std::string nccl_version_string();
+
 // Runs a rank's main and returns its status; an exception escaping it ends the whole job
 // through fatal(what()) so that no other rank waits forever in a collective for this one.
 // Use it around everything after Runtime::init() in a distributed program's main.
