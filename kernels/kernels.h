@@ -66,6 +66,9 @@
   /* out = x * keep / (1 - p), keep[i] = uniform_at(key, stream, i) >= p. The backward is the */ \
   /* same kernel applied to dy with the same (key, stream).                                   */ \
   X(dropout, (const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& out))         \
+  /* out = x converted to out's dtype, rounded to nearest even; same numel. CUDA converts     */ \
+  /* between f32 and bf16 or f16 (mixed precision); the CPU between any floating dtypes.     */ \
+  X(cast, (const Tensor& x, Tensor& out))                                                       \
   /* out (scalar, f64) = sum of a[i]^2, accumulated in f64 (gradient norms).                  */ \
   X(sum_squares, (const Tensor& a, Tensor& out))                                                \
   /* One AdamW update in place (PyTorch semantics), t = step >= 1:                            */ \

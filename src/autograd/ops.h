@@ -1,7 +1,10 @@
 // Differentiable ops. Each validates its inputs (errors start with "[op]" and show the
 // shapes), computes through the kernels of kernels/kernels.h on the inputs' device, and
 // records one node whose backward lives beside it in ops/<family>.cpp.
-// Floating ops take f32 or f64 on CPU; all tensor inputs of one call share dtype and device.
+// Floating ops take f32 or f64 on CPU (f32 or bf16 on CUDA); all tensor inputs of one call
+// share dtype and device, and outputs and gradients are allocated on that device. With
+// bf16/f16 inputs the saved statistics (layer_norm's mean/rstd, cross_entropy's logsumexp)
+// and the loss are f32.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, double s);
+// x converted to `dtype` (x itself when it already has it). Mixed precision casts the f32
+// master weights to bf16/f16 with it; the backward casts the gradient back to x's dtype.
+Tensor cast(const Tensor& x, DType dtype);
 
 // Over the last dim C: x [...,C], w [C], b [C].
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps = 1e-5);

@@ -156,6 +156,27 @@ TEST(Gradcheck, CatchesAWrongGradient) {
   EXPECT_FALSE(r.ok);
 }
 
+TEST(Gradcheck, Cast) {
+  // f64 master -> f32 compute and back: the gradient returns in the master's dtype.
+  Tensor x = param({3, 5}, 61);
+  Tensor y = cast(x, DType::f32);
+  EXPECT_EQ(y.dtype(), DType::f32);
+  EXPECT_EQ(cast(y, DType::f32).impl_ptr(), y.impl_ptr());  // same dtype: no copy, no node
+  Tensor w = randn({3, 5}, 62, DType::f32);
+  backward(sum(mul(y, w)));
+  ASSERT_EQ(grad(x).dtype(), DType::f64);
+  const auto g = grad(x).to_vector<double>();
+  const auto wv = w.to_vector<double>();
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_EQ(g[i], wv[i]);
+  backward(sum(cast(x, DType::f32)));  // a second use accumulates into the master grad
+  const auto g2 = grad(x).to_vector<double>();
+  for (size_t i = 0; i < g2.size(); ++i) EXPECT_EQ(g2[i], wv[i] + 1.0);
+  // bf16 rounds to nearest even, as the storage type does.
+  Tensor v = Tensor::from_vector<float>({1.0f, 1.00390625f, 1.01171875f, -3.14159f}, {4});
+  const auto r = cast(v, DType::bf16).to(DType::f32).to_vector<float>();
+  EXPECT_EQ(r, (std::vector<float>{1.0f, 1.0f, 1.015625f, -3.140625f}));
+}
+
 TEST(Ops, EmptyTensors) {
   Tensor x = param({0, 4}, 56), w = param({3, 4}, 57), b = param({3}, 58);
   Tensor y = linear(x, w, b);

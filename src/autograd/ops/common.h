@@ -32,6 +32,9 @@ inline Tensor rows(const Tensor& t) {
   return c.view({cols ? c.numel() / cols : 0, cols});
 }
 
+// Dtype of saved per-row statistics and of losses: f32 for the 16-bit storage types.
+inline DType stats_dtype(DType d) { return d == DType::bf16 || d == DType::f16 ? DType::f32 : d; }
+
 inline Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 inline Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), t.device()); }
 

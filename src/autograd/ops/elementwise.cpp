@@ -1,4 +1,4 @@
-// add, mul, scale, gelu, dropout and the reductions sum, mean.
+// add, mul, scale, cast, gelu, dropout and the reductions sum, mean.
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 
@@ -91,6 +91,23 @@ class Scale final : public Node {
   double s_;
 };
 
+// The gradient of a cast is the incoming gradient cast back to the input's dtype
+// (overwrite); AccumulateGrad then adds it into the f32 master gradient.
+class Cast final : public Node {
+ public:
+  explicit Cast(DType from) : from_(from) {}
+  std::string_view name() const override { return "Cast"; }
+  std::vector<Tensor> backward(std::vector<Tensor>& grads) override {
+    Tensor g = grads[0].contiguous();
+    Tensor dx = Tensor::empty(g.shape(), from_, g.device());
+    TN_KERNEL(cast, g.device(), g, dx);
+    return {dx};
+  }
+
+ private:
+  DType from_;
+};
+
 class Gelu final : public Node {
  public:
   explicit Gelu(const Tensor& x) { save(x); }
@@ -170,6 +187,16 @@ Tensor scale(const Tensor& x, double s) {
   TN_KERNEL(axpby, x.device(), s, x.contiguous(), 0.0, Tensor(), out);
   record<Scale>({x}, {out}, s);
   return out;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  check_float(x, "cast", "input");
+  TN_CHECK(is_floating(dtype), "cast", "target dtype must be floating, got ", dtype_name(dtype));
+  if (x.dtype() == dtype) return x;
+  Tensor y = Tensor::empty(x.shape(), dtype, x.device());
+  TN_KERNEL(cast, x.device(), x.contiguous(), y);
+  record<Cast>({x}, {y}, x.dtype());
+  return y;
 }
 
 Tensor gelu(const Tensor& x) {

@@ -42,8 +42,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
            targets.str());
   Tensor l2 = rows(logits);
   Tensor t1 = targets.contiguous().view({targets.numel()});
-  Tensor lse = Tensor::empty({l2.size(0)}, logits.dtype(), logits.device());
-  Tensor loss = Tensor::empty({}, logits.dtype(), logits.device());
+  Tensor lse = Tensor::empty({l2.size(0)}, stats_dtype(logits.dtype()), logits.device());
+  Tensor loss = Tensor::empty({}, stats_dtype(logits.dtype()), logits.device());
   TN_KERNEL(cross_entropy_forward, logits.device(), l2, t1, lse, loss);
   record<CrossEntropy>({logits, targets}, {loss}, l2, t1, lse, logits.shape());
   return loss;

@@ -56,8 +56,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
   TN_CHECK(eps > 0, "layer_norm", "eps must be positive, got ", eps);
   Tensor x2 = rows(x);
   Tensor y = Tensor::empty(x2.shape(), x.dtype(), x.device());
-  Tensor mean = Tensor::empty({x2.size(0)}, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({x2.size(0)}, x.dtype(), x.device());
+  Tensor mean = Tensor::empty({x2.size(0)}, stats_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({x2.size(0)}, stats_dtype(x.dtype()), x.device());
   Tensor wc = w.contiguous();
   TN_KERNEL(layernorm_forward, x.device(), x2, wc, b.contiguous(), eps, y, mean, rstd);
   y = y.view(x.shape());
