@@ -20,6 +20,8 @@ void check_config(const GptConfig& c) {
   TN_CHECK(c.n_embd > 0 && c.n_embd % c.n_head == 0, "model", "model.n_embd (", c.n_embd,
            ") must be a positive multiple of model.n_head (", c.n_head, ")");
   TN_CHECK(c.dropout >= 0 && c.dropout < 1, "model", "model.dropout must be in [0, 1), got ", c.dropout);
+  TN_CHECK(c.compute_dtype == DType::f32 || c.compute_dtype == DType::bf16 || c.compute_dtype == DType::f16,
+           "model", "compute dtype must be f32, bf16 or f16, got ", dtype_name(c.compute_dtype));
 }
 
 // Dropout sites inside one step; stream = step * kSites + site.
@@ -33,7 +35,7 @@ uint64_t dropout_stream(uint64_t step, int64_t n_layer, uint64_t site) {
 int Gpt::add_param(std::string name, Shape shape, double init_std, double init_value, bool decay) {
   Parameter p;
   p.name = std::move(name);
-  p.tensor = Tensor::empty(shape);
+  p.tensor = Tensor::empty(shape, DType::f32, config_.device);
   set_requires_grad(p.tensor);
   p.global_shape = shape;
   p.offsets = Shape(shape.size(), 0);
@@ -73,12 +75,19 @@ Gpt::Gpt(const GptConfig& config) : config_(config) {
 
 void Gpt::init(uint64_t seed) {
   for (Parameter& p : params_) {
+    Tensor host = p.tensor.device().is_cpu() ? p.tensor : Tensor::empty(p.tensor.shape(), p.tensor.dtype());
     if (p.init_std > 0) {
-      init_normal(p.tensor, seed, p.name, 0.0, p.init_std, p.global_shape, p.offsets);
+      init_normal(host, seed, p.name, 0.0, p.init_std, p.global_shape, p.offsets);
     } else {
-      p.tensor.fill_(p.init_value);
+      host.fill_(p.init_value);
     }
+    if (host.raw_data() != p.tensor.raw_data()) p.tensor.copy_(host);
   }
+}
+
+Tensor Gpt::weight(int i) const {
+  const Tensor& p = params_[i].tensor;
+  return config_.compute_dtype == DType::f32 ? p : cast(p, config_.compute_dtype);
 }
 
 int64_t Gpt::num_parameters() const {
@@ -94,23 +103,22 @@ double Gpt::flops_per_token() const {
 
 Tensor Gpt::block_forward(const Block& b, const Tensor& x, uint64_t dropout_key,
                           uint64_t stream) const {
-  const auto& P = params_;
   const int64_t B = x.size(0), T = x.size(1), C = config_.n_embd, H = config_.n_head;
   const double p = config_.dropout;
   auto drop = [&](const Tensor& t, uint64_t site) {
     return dropout(t, p, dropout_key, stream + site);
   };
   // Attention: [B,T,C] -> q, k, v [B,H,T,D] -> [B,T,C].
-  Tensor h = layer_norm(x, P[b.wln1].tensor, P[b.bln1].tensor);
-  auto qkv = split(linear(h, P[b.wattn].tensor, P[b.battn].tensor), {C, C, C}, 2);
+  Tensor h = layer_norm(x, weight(b.wln1), weight(b.bln1));
+  auto qkv = split(linear(h, weight(b.wattn), weight(b.battn)), {C, C, C}, 2);
   auto heads = [&](const Tensor& t) { return transpose(reshape(t, {B, T, H, C / H}), 1, 2); };
   Tensor a = causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]));
   a = reshape(transpose(a, 1, 2), {B, T, C});
-  Tensor y = add(x, drop(linear(a, P[b.wproj].tensor, P[b.bproj].tensor), 0));
+  Tensor y = add(x, drop(linear(a, weight(b.wproj), weight(b.bproj)), 0));
   // MLP: [B,T,C] -> [B,T,4C] -> [B,T,C].
-  Tensor m = gelu(linear(layer_norm(y, P[b.wln2].tensor, P[b.bln2].tensor), P[b.wfc].tensor,
-                         P[b.bfc].tensor));
-  return add(y, drop(linear(m, P[b.wmlp].tensor, P[b.bmlp].tensor), 1));
+  Tensor m = gelu(linear(layer_norm(y, weight(b.wln2), weight(b.bln2)), weight(b.wfc),
+                         weight(b.bfc)));
+  return add(y, drop(linear(m, weight(b.wmlp), weight(b.bmlp)), 1));
 }
 
 Tensor Gpt::hidden(const Tensor& idx, uint64_t dropout_key, uint64_t step,
@@ -122,8 +130,8 @@ Tensor Gpt::hidden(const Tensor& idx, uint64_t dropout_key, uint64_t step,
   (void)sample_offset;
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(t);
-  Tensor tok = embedding(idx, params_[wte_].tensor);                            // [B,T,C]
-  Tensor pe = embedding(Tensor::from_vector(pos, {T}), params_[wpe_].tensor);  // [T,C]
+  Tensor tok = embedding(idx, weight(wte_));  // [B,T,C]
+  Tensor pe = embedding(Tensor::from_vector(pos, {T}).to(idx.device()), weight(wpe_));  // [T,C]
   const uint64_t base = dropout_stream(step, config_.n_layer, 0);
   Tensor x = dropout(add(tok, pe), config_.dropout, dropout_key, base);
   for (size_t l = 0; l < blocks_.size(); ++l) {
@@ -137,12 +145,12 @@ Tensor Gpt::hidden(const Tensor& idx, uint64_t dropout_key, uint64_t step,
       x = block_forward(b, x, dropout_key, stream);
     }
   }
-  return layer_norm(x, params_[lnf_w_].tensor, params_[lnf_b_].tensor);
+  return layer_norm(x, weight(lnf_w_), weight(lnf_b_));
 }
 
 Tensor Gpt::logits(const Tensor& idx) const {
   Tensor x = hidden(idx, 0, 0, 0);
-  return linear(x, params_[wte_].tensor);  // tied head: x · wteᵀ, [B,T,V]
+  return linear(x, weight(wte_));  // tied head: x · wteᵀ, [B,T,V]
 }
 
 Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key, uint64_t step,
@@ -150,7 +158,7 @@ Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key,
   TN_CHECK(targets.shape() == idx.shape(), "model", "targets ", targets.str(), " must match inputs ",
            idx.str());
   Tensor x = hidden(idx, dropout_key, step, sample_offset);
-  Tensor logits = linear(x, params_[wte_].tensor);  // tied head: x · wteᵀ, [B,T,V]
+  Tensor logits = linear(x, weight(wte_));  // tied head: x · wteᵀ, [B,T,V]
   return cross_entropy(logits, targets);
 }
 

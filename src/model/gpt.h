@@ -25,6 +25,12 @@ struct GptConfig {
   double dropout = 0.0;
   // Recompute each block during backward instead of keeping its activations.
   bool checkpoint_activations = false;
+  // Where parameters, activations and gradients live (inputs must be there too).
+  Device device = Device::cpu();
+  // Mixed precision: bf16 or f16 computes with 16-bit copies of the f32 master weights,
+  // cast at each use (autograd::cast, whose backward adds the f32 gradient into the
+  // master's .grad). f32: compute in the parameters' own dtype, no casts.
+  DType compute_dtype = DType::f32;
 };
 
 struct Parameter {
@@ -44,9 +50,11 @@ class Gpt {
 
   // Initialises every parameter as a pure function of (seed, name, global index):
   // weights N(0, 0.02), both c_proj weights N(0, 0.02/sqrt(2L)), biases 0, LN weight 1.
+  // Drawn on the host and copied to config.device, so every device starts identical.
   void init(uint64_t seed);
 
-  // idx, targets [B,T] (i32). Returns the mean cross-entropy over the B*T tokens.
+  // idx, targets [B,T] (i32, on config.device). Returns the mean cross-entropy over the
+  // B*T tokens, an f32 scalar on config.device (f64 when the parameters are f64).
   // dropout_seed/stream_base select the dropout masks (unused when dropout is 0);
   // sample_offset is the global index of this batch's first sample, so masks do not
   // depend on how the global batch was split across ranks and micro-batches.
@@ -69,6 +77,8 @@ class Gpt {
   Tensor hidden(const Tensor& idx, uint64_t dropout_key, uint64_t step, int64_t sample_offset) const;
   Tensor block_forward(const Block& b, const Tensor& x, uint64_t dropout_key, uint64_t stream_base) const;
   int add_param(std::string name, Shape shape, double init_std, double init_value, bool decay);
+  // Parameter i as the forward uses it: cast to config.compute_dtype when that is 16-bit.
+  Tensor weight(int i) const;
 
   GptConfig config_;
   std::vector<Parameter> params_;
