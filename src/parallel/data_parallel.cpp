@@ -1,7 +1,6 @@
 #include "parallel/data_parallel.h"
 
 #include <chrono>
-#include <cstring>
 
 #include "autograd/autograd.h"
 #include "core/error.h"
@@ -15,7 +14,7 @@ struct GradReducer::State {
     bool ready = false;
   };
   struct Bucket {
-    Tensor buffer;             // flat f32
+    Tensor buffer;             // flat f32 on the parameters' device
     std::vector<int> params;   // indices into `params`
     int pending = 0;           // params whose gradient is not yet final this step
     std::unique_ptr<Work> work;
@@ -27,6 +26,11 @@ struct GradReducer::State {
   std::vector<int> launch_order;
   bool sync = false;
   int launched_early = 0;
+
+  // Parameter i's part of its bucket's buffer (a view).
+  Tensor region(const Bucket& bk, int i) const {
+    return bk.buffer.slice(0, slots[i].offset, slots[i].offset + params[i].numel());
+  }
 
   void launch(int b) {
     Bucket& bk = buckets[b];
@@ -42,7 +46,7 @@ struct GradReducer::State {
     s.ready = true;
     Bucket& bk = buckets[s.bucket];
     const Tensor g = autograd::grad(params[i]);
-    std::memcpy(bk.buffer.data<float>() + s.offset, g.contiguous().data<float>(), g.nbytes());
+    region(bk, i).copy_(g.contiguous().view({g.numel()}));
     if (--bk.pending == 0) {
       launch(s.bucket);
       ++launched_early;
@@ -61,8 +65,9 @@ GradReducer::GradReducer(Communicator& dp, std::vector<Tensor> params, double bu
   std::vector<int64_t> sizes;
   for (int i = static_cast<int>(st.params.size()) - 1; i >= 0; --i) {
     const Tensor& p = st.params[i];
-    TN_CHECK(p.dtype() == DType::f32 && p.device().is_cpu(), "data_parallel", "parameter ", i, " is ", p.str(),
-             " on ", p.device().str(), "; the reducer buckets f32 host gradients");
+    TN_CHECK(p.dtype() == DType::f32 && p.device() == st.params.back().device(), "data_parallel", "parameter ", i,
+             " is ", p.str(), " on ", p.device().str(), "; the reducer buckets f32 gradients of one device (",
+             st.params.back().device().str(), ")");
     if (st.buckets.empty() || (sizes.back() > 0 && sizes.back() + p.numel() > cap)) {
       st.buckets.emplace_back();
       sizes.push_back(0);
@@ -72,7 +77,7 @@ GradReducer::GradReducer(Communicator& dp, std::vector<Tensor> params, double bu
     sizes.back() += p.numel();
   }
   for (size_t b = 0; b < st.buckets.size(); ++b) {
-    st.buckets[b].buffer = Tensor::empty({sizes[b]});
+    st.buckets[b].buffer = Tensor::empty({sizes[b]}, DType::f32, st.params.front().device());
     stats_.bytes += sizes[b] * static_cast<int64_t>(sizeof(float));
   }
   stats_.buckets = static_cast<int>(st.buckets.size());
@@ -116,7 +121,7 @@ void GradReducer::finish() {
     if (bk.work) continue;
     for (int i : bk.params) {
       State::Slot& s = st.slots[i];
-      if (!s.ready) std::memset(bk.buffer.data<float>() + s.offset, 0, st.params[i].nbytes());
+      if (!s.ready) st.region(bk, i).zero_();
     }
     st.launch(static_cast<int>(b));
   }
@@ -125,10 +130,9 @@ void GradReducer::finish() {
     bk.work->wait();
     bk.work.reset();
     for (int i : bk.params) {
-      const State::Slot& s = st.slots[i];
       Tensor g = autograd::grad(st.params[i]);
       if (!g.defined()) continue;  // unused everywhere: stays without gradient
-      std::memcpy(g.data<float>(), bk.buffer.data<float>() + s.offset, g.nbytes());
+      g.view({g.numel()}).copy_(st.region(bk, i));  // grads are contiguous (AccumulateGrad)
     }
   }
   stats_.wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

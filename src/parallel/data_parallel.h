@@ -30,8 +30,10 @@ struct ReducerStats {
 
 class GradReducer {
  public:
-  // params: leaves with requires_grad, f32. Registers grad-ready hooks on them. The
-  // communicator must outlive the reducer; a size-1 group makes the reducer a no-op.
+  // params: leaves with requires_grad, f32, all on one device; the bucket buffers live on
+  // that device, so CUDA gradients are reduced in device memory (the communicator sends
+  // CUDA tensors through NCCL). Registers grad-ready hooks on them. The communicator must
+  // outlive the reducer; a size-1 group makes the reducer a no-op.
   GradReducer(Communicator& dp, std::vector<Tensor> params, double bucket_mb);
   ~GradReducer();
   GradReducer(const GradReducer&) = delete;

@@ -23,7 +23,9 @@
 #include "data/token_file.h"
 #include "model/gpt.h"
 #include "optim/adamw.h"
+#include "optim/grad_scaler.h"
 #include "parallel/data_parallel.h"
+#include "train/precision.h"
 
 #include <xxhash.h>
 
@@ -37,8 +39,10 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-model::GptConfig gpt_config(const Config& c) {
+model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
   model::GptConfig g;
+  g.device = device;
+  g.compute_dtype = compute;
   g.vocab_size = c.model.vocab_size;
   g.block_size = c.model.block_size;
   g.n_layer = c.model.n_layer;
@@ -62,10 +66,22 @@ double measure_cpu_peak_flops() {
   return best;
 }
 
+// A micro-batch: the sampler fills the host tensors, upload() copies them to the device
+// the model runs on (the same tensors when that is the CPU). The copy is synchronous:
+// B·T·8 bytes, 128 KiB for GPT-2 at B=16, against tens of milliseconds of compute.
 class BatchBuffer {
  public:
-  BatchBuffer(int64_t rows, int64_t T) : idx(Tensor::empty({rows, T}, DType::i32)), tgt(Tensor::empty({rows, T}, DType::i32)) {}
-  Tensor idx, tgt;  // [B,T]
+  BatchBuffer(int64_t rows, int64_t T, Device device)
+      : idx(Tensor::empty({rows, T}, DType::i32)), tgt(Tensor::empty({rows, T}, DType::i32)),
+        dev_idx(device.is_cpu() ? idx : Tensor::empty({rows, T}, DType::i32, device)),
+        dev_tgt(device.is_cpu() ? tgt : Tensor::empty({rows, T}, DType::i32, device)) {}
+  void upload() {
+    if (dev_idx.raw_data() == idx.raw_data()) return;
+    dev_idx.copy_(idx);
+    dev_tgt.copy_(tgt);
+  }
+  Tensor idx, tgt;          // [B,T] host
+  Tensor dev_idx, dev_tgt;  // [B,T] on the model's device
 };
 
 // Mean loss over the first `batches` validation batches; the batches are dealt round-robin
@@ -73,11 +89,12 @@ class BatchBuffer {
 double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches, int64_t micro,
                 parallel::Communicator& dp) {
   autograd::NoGrad no_grad;
-  BatchBuffer buf(micro, gpt.config().block_size);
+  BatchBuffer buf(micro, gpt.config().block_size, gpt.config().device);
   double total = 0;
   for (int64_t b = dp.rank(); b < batches; b += dp.size()) {
     val.fill(b, 0, micro, buf.idx.data<int32_t>(), buf.tgt.data<int32_t>());
-    total += gpt.loss(buf.idx, buf.tgt).item();
+    buf.upload();
+    total += gpt.loss(buf.dev_idx, buf.dev_tgt).item();
   }
   return dp.all_reduce_scalar(total, parallel::ReduceOp::kSum) / static_cast<double>(batches);
 }
@@ -93,6 +110,9 @@ void write_metrics(std::ostream& out, const StepMetrics& m, size_t mem) {
       << ", \"grad_norm\": " << m.grad_norm << ", \"ms\": " << m.ms
       << ", \"tokens_per_sec\": " << m.tokens_per_sec << ", \"mfu\": " << m.mfu
       << ", \"mem_bytes\": " << mem << ", \"comm_ms\": " << m.comm_ms;
+  if (m.loss_scale > 0)
+    out << ", \"loss_scale\": " << m.loss_scale << ", \"skipped\": " << (m.skipped ? "true" : "false")
+        << ", \"skipped_steps\": " << m.skipped_steps;
   if (m.val_loss >= 0) out << ", \"val_loss\": " << m.val_loss;
   if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << json_number(m.ckpt_block_ms);
   if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << json_number(m.ckpt_total_ms);
@@ -242,8 +262,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   std::ostream& log = ctx.is_main() ? out : nowhere;
   const auto& mc = config.model;
   const auto& tc = config.train;
-  TN_CHECK(config.precision == "fp32", "train", "precision '", config.precision,
-           "' needs the CUDA backend; the CPU backend trains in fp32");
+  const Precision precision = resolve_precision(config.precision, ctx.device);
 
   // Data first: bad paths and sizes fail before any work.
   // .bin shards do not record their vocabulary: their ids are checked against the model's
@@ -268,7 +287,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     val_sampler = std::make_unique<data::BatchSampler>(data::open_token_source(config.data.val, source_options), vo);
   }
 
-  model::Gpt gpt(gpt_config(config));
+  model::Gpt gpt(gpt_config(config, ctx.device, precision.compute));
   if (mc.init_from.empty()) {
     gpt.init(static_cast<uint64_t>(config.run.seed));
   } else {
@@ -325,16 +344,18 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   const int64_t per_rank = tc.global_batch_size / layout.dp;
   const int64_t accum = per_rank / tc.micro_batch_size;
   const int64_t T = mc.block_size;
-  const double peak = measure_cpu_peak_flops();
+  const bool on_cuda = ctx.device.is_cuda();
+  const double peak = on_cuda ? cuda_peak_flops(precision.compute) : measure_cpu_peak_flops();
   const uint64_t dropout_key = stream_key(static_cast<uint64_t>(config.run.seed), "dropout");
   log << "ternion train: " << gpt.num_parameters() << " parameters, " << mc.n_layer << " layers, "
       << mc.n_embd << " wide, " << mc.n_head << " heads, block " << T << "\n"
       << "  data " << config.data.train << ": " << train_src->size() << " tokens, "
       << sampler.num_samples() << " samples; batch " << tc.global_batch_size << " x " << T
       << " tokens; per data-parallel rank " << accum << " micro-batch(es) of " << tc.micro_batch_size << "\n"
-      << ctx.describe_layout()
-      << "  MFU is stated against the measured CPU sgemm peak, " << std::fixed << std::setprecision(1)
-      << peak / 1e9 << " GFLOP/s" << std::endl;
+      << ctx.describe_layout() << "  device " << ctx.device.str() << ", precision " << config.precision
+      << "; MFU is stated against "
+      << (on_cuda ? "an H100 SXM's dense peak, " : "the measured CPU sgemm peak, ") << std::fixed
+      << std::setprecision(1) << peak / 1e9 << " GFLOP/s" << std::endl;
   log.unsetf(std::ios::fixed);
 
   TrainSummary summary;
@@ -349,7 +370,8 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   std::vector<Tensor> param_tensors;
   for (auto& p : gpt.parameters()) param_tensors.push_back(p.tensor);
   parallel::GradReducer reducer(*ctx.dp, param_tensors, config.parallel.bucket_mb);
-  BatchBuffer buf(tc.micro_batch_size, T);
+  BatchBuffer buf(tc.micro_batch_size, T, ctx.device);
+  optim::GradScaler scaler(grad_scaler_options(precision));
   PreemptionHandler preemption;
   const auto agree_any = [&ctx](bool b) {
     return ctx.world->all_reduce_scalar(b ? 1.0 : 0.0, parallel::ReduceOp::kMax) > 0;
@@ -364,16 +386,24 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     for (int64_t micro = 0; micro < accum; ++micro) {
       const int64_t first = dp_rank * per_rank + micro * tc.micro_batch_size;
       sampler.fill(step, first, tc.micro_batch_size, buf.idx.data<int32_t>(), buf.tgt.data<int32_t>());
-      Tensor loss = gpt.loss(buf.idx, buf.tgt, dropout_key, static_cast<uint64_t>(step), first);
+      buf.upload();
+      Tensor loss = gpt.loss(buf.dev_idx, buf.dev_tgt, dropout_key, static_cast<uint64_t>(step), first);
       m.loss += loss.item() / static_cast<double>(accum);
       reducer.begin_backward(micro + 1 == accum);
-      autograd::backward(autograd::scale(loss, 1.0 / static_cast<double>(accum)));
+      // scaler.scale() is 1 without loss scaling: the gradient of mean-over-micro-batches.
+      autograd::backward(autograd::scale(loss, scaler.scale() / static_cast<double>(accum)));
     }
     reducer.finish();
     m.comm_ms = reducer.stats().wait_ms;
     m.loss = ctx.dp->all_reduce_scalar(m.loss, parallel::ReduceOp::kAvg);
+    // Gradients are dp-averaged, so every rank sees the same norm and takes the same
+    // skip decision.
+    scaler.unscale(refs);
     m.grad_norm = optim::clip_grad_norm(refs, config.optim.grad_clip);
-    opt.step(m.lr);
+    if (scaler.enabled()) m.loss_scale = scaler.scale();
+    m.skipped = !scaler.update(m.grad_norm);
+    m.skipped_steps = scaler.skipped_steps();
+    if (!m.skipped) opt.step(m.lr);
     const double secs = seconds_since(t0);
     m.ms = secs * 1e3;
     m.tokens_per_sec = static_cast<double>(tc.global_batch_size * T) / secs;
@@ -397,9 +427,9 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
         if (auto committed = checkpointer.finish()) m.ckpt_total_ms = committed->total_s * 1e3;
       }
     }
-    const bool log_now = step == start_step || last || (step + 1) % config.log.interval == 0 ||
+    const bool log_now = step == start_step || last || (step + 1) % config.log.interval == 0 || m.skipped ||
                          m.val_loss >= 0 || m.ckpt_block_ms >= 0 || m.ckpt_total_ms >= 0;
-    const size_t mem = cpu_allocator().stats().allocated;
+    const size_t mem = allocator_for(ctx.device).stats().allocated;
     if (log_now) {
       log << "step " << std::setw(5) << step + 1 << "/" << tc.steps << " | loss " << std::fixed
           << std::setprecision(4) << m.loss;
@@ -409,6 +439,8 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
           << m.ms << " ms | " << std::setprecision(0) << m.tokens_per_sec << " tok/s | MFU "
           << std::setprecision(1) << 100 * m.mfu << "% | mem " << mem / 1048576.0 << " MiB";
       if (layout.dp > 1) log << " | comm wait " << m.comm_ms << " ms";
+      if (m.skipped) log << " | skipped: inf/nan gradients, loss scale now " << scaler.scale();
+      if (scaler.enabled() && m.skipped_steps > 0) log << " | " << m.skipped_steps << " skipped";
       if (m.ckpt_block_ms >= 0) log << " | ckpt save blocked " << m.ckpt_block_ms << " ms";
       if (m.ckpt_total_ms >= 0) log << " | ckpt committed in " << m.ckpt_total_ms << " ms";
       log << "\n";

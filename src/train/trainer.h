@@ -1,6 +1,9 @@
 // The single-process training loop: data, model, AdamW, schedule, clipping, gradient
 // accumulation, evaluation, console log and metrics.jsonl. Later layers (data parallel,
-// checkpoints) wrap the same step.
+// checkpoints) wrap the same step. The model, gradients and optimizer state live on the
+// context's device (ctx.device: a GPU per rank under MPI when CUDA is available); batches
+// are copied there per micro-batch; `precision` picks fp32 or bf16 mixed precision
+// (train/precision.h).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +30,11 @@ struct StepMetrics {
   double ckpt_block_ms = -1;  // a save started at this step: time the step loop was blocked
   double ckpt_total_ms = -1;  // a save committed at this step: its time from start to commit
   double comm_ms = 0;         // time the step waited on the gradient all-reduce (data parallel)
+  // Loss scaling (precision: fp16): the scale this step's backward used (0: no scaling),
+  // whether the update was skipped for inf/nan gradients, and the run's skipped steps so far.
+  double loss_scale = 0;
+  bool skipped = false;
+  int64_t skipped_steps = 0;
 };
 
 struct TrainOptions {
