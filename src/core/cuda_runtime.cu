@@ -3,7 +3,9 @@
 // kernel queued on it, and end with a sync of that stream (the contract is synchronous).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -59,6 +61,71 @@ void cuda_zero_bytes(void* dst, Device device, size_t bytes) {
   const cudaStream_t stream = cuda_compute_stream(device.index);
   TN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream));
   TN_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+namespace {
+
+constexpr int kMaxDims = 8;
+struct Layout {
+  int64_t shape[kMaxDims], src[kMaxDims], dst[kMaxDims];
+  int nd;
+};
+
+// One thread per element: row-major index -> offsets in both layouts.
+template <typename T>
+__global__ void strided_copy_kernel(T* dst, const T* src, Layout l, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rem = i, so = 0, d = 0;
+    for (int k = l.nd - 1; k >= 0; --k) {
+      const int64_t c = rem % l.shape[k];
+      rem /= l.shape[k];
+      so += c * l.src[k];
+      d += c * l.dst[k];
+    }
+    dst[d] = src[so];
+  }
+}
+
+template <typename T>
+void launch_strided(void* dst, const void* src, const Layout& l, int64_t n, cudaStream_t stream) {
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65536);
+  strided_copy_kernel<T><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
+      static_cast<T*>(dst), static_cast<const T*>(src), l, n);
+}
+
+}  // namespace
+
+void cuda_strided_copy(void* dst, const Shape& dst_strides, const void* src, const Shape& src_strides,
+                       const Shape& shape, size_t elem, Device device) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (n == 0) return;
+  TN_CHECK(shape.size() <= kMaxDims && dst_strides.size() == shape.size() && src_strides.size() == shape.size(),
+           "cuda_strided_copy", "supports up to ", kMaxDims, " dims with matching strides, got ", shape.size());
+  Layout l{};
+  l.nd = static_cast<int>(shape.size());
+  for (int k = 0; k < l.nd; ++k) {
+    l.shape[k] = shape[k];
+    l.src[k] = src_strides[k];
+    l.dst[k] = dst_strides[k];
+  }
+  int prev = 0;
+  TN_CUDA_CHECK(cudaGetDevice(&prev));
+  TN_CUDA_CHECK(cudaSetDevice(device.index));
+  const cudaStream_t stream = cuda_compute_stream(device.index);
+  switch (elem) {
+    case 1: launch_strided<uint8_t>(dst, src, l, n, stream); break;
+    case 2: launch_strided<uint16_t>(dst, src, l, n, stream); break;
+    case 4: launch_strided<uint32_t>(dst, src, l, n, stream); break;
+    case 8: launch_strided<uint64_t>(dst, src, l, n, stream); break;
+    default: cudaSetDevice(prev); fail("cuda_strided_copy", str_cat("element size ", elem, " unsupported"));
+  }
+  cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  cudaSetDevice(prev);
+  TN_CUDA_CHECK(err);
 }
 
 const char* cuda_version_string() {

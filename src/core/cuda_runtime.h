@@ -3,16 +3,25 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/device.h"
 
 namespace ternion {
 
+using Shape = std::vector<int64_t>;
+
 Allocator& cuda_allocator(int index);
 // Copies `bytes` bytes between any two devices (at least one of them CUDA); synchronous.
 void cuda_copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void cuda_zero_bytes(void* dst, Device device, size_t bytes);
+// Copies a strided layout into another of the same shape on one CUDA device (views made
+// contiguous, slices written in place); strides in elements of `elem` bytes (1, 2, 4 or
+// 8), at most 8 dims; synchronous like cuda_copy_bytes.
+void cuda_strided_copy(void* dst, const Shape& dst_strides, const void* src, const Shape& src_strides,
+                       const Shape& shape, size_t elem, Device device);
 // Versions of the CUDA runtime and driver, e.g. "13.0"; "none" in CPU-only builds.
 const char* cuda_version_string();
 

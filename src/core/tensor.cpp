@@ -224,9 +224,11 @@ void convert(To* dst, const From* src, int64_t n) {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
-  TN_CHECK(device().is_cpu(), "contiguous", "strided copies on ", device().str(),
-           " are not supported yet: ", str());
   Tensor out = empty(shape(), dtype(), device());
+  if (device().is_cuda()) {
+    cuda_strided_copy(out.raw_data(), out.strides(), raw_data(), strides(), shape(), dtype_size(dtype()), device());
+    return out;
+  }
   strided_copy(static_cast<char*>(out.raw_data()), out.strides(),
                static_cast<const char*>(raw_data()), strides(), shape(), dtype_size(dtype()));
   return out;
@@ -259,8 +261,13 @@ void Tensor::copy_(const Tensor& src) {
   if (!device().is_cpu() || !src.device().is_cpu()) {
     TN_CHECK(src.dtype() == dtype(), "copy_", "device copies do not convert dtype: ", src.str(),
              " -> ", str());
+    if (device() == src.device() && (!is_contiguous() || !src.is_contiguous())) {  // one GPU
+      cuda_strided_copy(raw_data(), strides(), src.raw_data(), src.strides(), shape(), dtype_size(dtype()),
+                        device());
+      return;
+    }
     TN_CHECK(is_contiguous(), "copy_", "device copies need a contiguous destination, got ", str());
-    Tensor s = src.device().is_cpu() ? src.contiguous() : src;
+    Tensor s = src.contiguous();
     TN_CHECK(s.is_contiguous(), "copy_", "non-contiguous device source ", src.str());
     cuda_copy_bytes(raw_data(), device(), s.raw_data(), s.device(), nbytes());
     return;

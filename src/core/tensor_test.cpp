@@ -94,5 +94,20 @@ TEST(Tensor, CudaWithoutBackendIsAClearError) {
   }
 }
 
+TEST(Tensor, CudaStridedCopiesMatchTheCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible";
+  std::vector<float> v(2 * 3 * 4);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  const Tensor cpu = Tensor::from_vector(v, {2, 3, 4});
+  const Tensor gpu = cpu.to(Device::cuda(0));
+  // A transposed view made contiguous, and a slice written in place.
+  EXPECT_EQ(gpu.transpose(0, 2).contiguous().to_vector<float>(), cpu.transpose(0, 2).contiguous().to_vector<float>());
+  Tensor dst = Tensor::zeros({2, 3, 8}, DType::f32, Device::cuda(0));
+  dst.slice(2, 4, 8).copy_(gpu);
+  Tensor ref = Tensor::zeros({2, 3, 8});
+  ref.slice(2, 4, 8).copy_(cpu);
+  EXPECT_EQ(dst.to_vector<float>(), ref.to_vector<float>());
+}
+
 }  // namespace
 }  // namespace ternion
