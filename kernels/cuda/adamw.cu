@@ -7,7 +7,7 @@
 //   p  = p - (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps),  bc1 = 1-b1^t, bc2 = 1-b2^t
 // p, g, m, v: f32 (the optimizer keeps f32 master weights and state). adamw_multi_tensor
 // (adamw.h) runs the same update over many parameters in one launch.
-// sum_squares: out (f64 scalar) = sum a^2 over f32 or bf16 a, f64 accumulation, in a fixed
+// sum_squares: out (f64 scalar) = sum a^2 over f32, bf16 or f16 a, f64 accumulation, in a fixed
 // order that depends only on numel (reduce.cuh).
 #include <cmath>
 
@@ -124,7 +124,7 @@ void adamw_multi_tensor(std::span<Tensor> p, std::span<const Tensor> g, std::spa
 void sum_squares(const Tensor& a, Tensor& out) {
   TN_CHECK(out.dtype() == DType::f64 && out.numel() == 1, "sum_squares",
            "output must be an f64 scalar, got ", out.str());
-  detail::dispatch_float("sum_squares", a, [&](auto tag) {
+  detail::dispatch_compute("sum_squares", a, [&](auto tag) {
     using T = decltype(tag);
     detail::reduce_to_scalar<T, true>("sum_squares", detail::ptr<T>("sum_squares", "a", a),
                                       a.numel(), out);

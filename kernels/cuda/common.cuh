@@ -1,4 +1,4 @@
-// Helpers shared by the CUDA kernels: dtype dispatch (f32, bf16), checked device
+// Helpers shared by the CUDA kernels: dtype dispatch (f32, bf16, f16), checked device
 // pointers, conversions, warp/block reductions, launch sizing and the index check that
 // embedding and cross-entropy need. Internal to kernels/cuda.
 //
@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -21,15 +22,34 @@
 namespace ternion::kernels::cuda::detail {
 
 using bf16_t = __nv_bfloat16;
+using f16_t = __half;
 
 template <typename T>
 constexpr DType dtype_of_t() {
   if constexpr (std::is_same_v<T, float>) return DType::f32;
   else if constexpr (std::is_same_v<T, double>) return DType::f64;
-  else return DType::bf16;
+  else if constexpr (std::is_same_v<T, bf16_t>) return DType::bf16;
+  else {
+    static_assert(std::is_same_v<T, f16_t>, "no DType for this type");
+    return DType::f16;
+  }
 }
 
-// Calls f(T{}) with T = float or bf16_t for the dtype of `t`; other dtypes throw naming `op`.
+// Calls f(T{}) with T = float, bf16_t or f16_t for the dtype of `t`: the compute dtypes of
+// every precision mode (src/train/precision.h). 16-bit data is computed in f32 and rounded
+// once on the store. Other dtypes throw naming `op`.
+template <typename F>
+void dispatch_compute(std::string_view op, const Tensor& t, F&& f) {
+  switch (t.dtype()) {
+    case DType::f32: f(float{}); return;
+    case DType::bf16: f(bf16_t{}); return;
+    case DType::f16: f(f16_t{}); return;
+    default: fail(op, str_cat("expects f32, bf16 or f16 on CUDA, got ", t.str()));
+  }
+}
+
+// As dispatch_compute without f16: f32 or bf16 only. Kept for attention, which does not
+// compute in f16 yet; every other kernel uses dispatch_compute.
 template <typename F>
 void dispatch_float(std::string_view op, const Tensor& t, F&& f) {
   switch (t.dtype()) {
@@ -73,10 +93,14 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(bf16_t x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(f16_t x) { return __half2float(x); }
+// Rounds to nearest even; f16 overflow (|x| >= 65520) becomes inf, which the loss scaler
+// of fp16 training looks for.
 template <typename T>
 __device__ __forceinline__ T from_f(float x) {
   if constexpr (std::is_same_v<T, float>) return x;
-  else return __float2bfloat16_rn(x);
+  else if constexpr (std::is_same_v<T, bf16_t>) return __float2bfloat16_rn(x);
+  else return __float2half_rn(x);
 }
 
 template <typename A>

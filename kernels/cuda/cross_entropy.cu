@@ -5,7 +5,7 @@
 //   backward: dlogits[n,v] = dloss / N * (exp(logits[n,v] - lse[n]) - [v == t_n])  (overwrite)
 // No softmax is materialised: the forward reads the logits twice (max, then sum of exp),
 // the backward once; dlogits may alias logits, so the vocabulary-sized buffer exists once.
-// dtypes: logits f32 or bf16; lse f32 (or the logits' dtype); loss f32 or f64. Row math in
+// dtypes: logits f32, bf16 or f16; lse f32 (or the logits' dtype); loss f32 or f64. Row math in
 // f32; the per-row losses are added in f64 in a fixed order (reduce.cuh), so the loss does
 // not depend on timing.
 #include "kernels/cuda/reduce.cuh"
@@ -60,7 +60,7 @@ void check_shapes(const char* op, const Tensor& logits, const Tensor& targets, c
 // Calls f(T{}, L{}) for the (logits, lse) dtypes.
 template <typename F>
 void dispatch_ce(const char* op, const Tensor& logits, const Tensor& lse, F&& f) {
-  detail::dispatch_float(op, logits, [&](auto t) {
+  detail::dispatch_compute(op, logits, [&](auto t) {
     if (lse.dtype() == DType::f32) f(t, float{});
     else f(t, t);
   });

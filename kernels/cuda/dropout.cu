@@ -4,7 +4,7 @@
 // The mask is the same pure function of (key, stream, i) as on the CPU (core/rng.h, the same
 // Philox code compiled for the device), so CPU and CUDA drop the same elements and f32
 // outputs agree bit for bit. p == 1 drops everything without dividing by zero.
-// dtypes: f32 and bf16 (bf16: x * scale in f32, rounded once).
+// dtypes: f32, bf16 and f16 (16-bit: x * scale in f32, rounded once).
 #include "core/rng.h"
 #include "kernels/cuda/common.cuh"
 
@@ -31,7 +31,7 @@ void dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& o
   detail::check_numel("dropout", "out", out, n);
   if (n == 0) return;
   const float scale = p < 1.0 ? static_cast<float>(1.0 / (1.0 - p)) : 0.f;
-  detail::dispatch_float("dropout", x, [&](auto tag) {
+  detail::dispatch_compute("dropout", x, [&](auto tag) {
     using T = decltype(tag);
     dropout_kernel<T><<<detail::grid_for(n), detail::kThreads, 0, detail::stream_of(x)>>>(
         detail::ptr<T>("dropout", "x", x), detail::ptr<T>("dropout", "out", out), n, p, scale,

@@ -6,7 +6,7 @@
 //   axpby:    out = alpha a + beta b; beta == 0 ignores b       (overwrite; may alias a or b)
 //   sum_rows: out[M,C] += sum_r a[r*M + m, C]                   (accumulate; f32 sums)
 //   sum_all:  out = sum a                                       (overwrite; f64, reduce.cuh)
-// dtypes: f32 and bf16 (bf16 computes in f32 and rounds once on the store).
+// dtypes: f32, bf16 and f16 (16-bit data computes in f32 and rounds once on the store).
 // Determinism: one thread owns each output of sum_rows and adds rows in ascending order.
 #include "kernels/cuda/reduce.cuh"
 
@@ -52,7 +52,7 @@ void binary(const char* op, const Tensor& a, const Tensor& b, Tensor& out) {
            a.str());
   detail::check_numel(op, "out", out, n);
   if (n == 0) return;
-  detail::dispatch_float(op, a, [&](auto tag) {
+  detail::dispatch_compute(op, a, [&](auto tag) {
     using T = decltype(tag);
     binary_kernel<T, kAdd><<<detail::grid_for(n), detail::kThreads, 0, detail::stream_of(a)>>>(
         detail::ptr<T>(op, "a", a), detail::ptr<T>(op, "b", b), detail::ptr<T>(op, "out", out), n,
@@ -71,7 +71,7 @@ void axpby(double alpha, const Tensor& a, double beta, const Tensor& b, Tensor& 
   detail::check_numel("axpby", "out", out, n);
   if (beta != 0.0) detail::check_numel("axpby", "b", b, n);
   if (n == 0) return;
-  detail::dispatch_float("axpby", a, [&](auto tag) {
+  detail::dispatch_compute("axpby", a, [&](auto tag) {
     using T = decltype(tag);
     const T* pb = beta != 0.0 ? detail::ptr<T>("axpby", "b", b) : nullptr;
     axpby_kernel<T><<<detail::grid_for(n), detail::kThreads, 0, detail::stream_of(a)>>>(
@@ -86,7 +86,7 @@ void sum_rows(const Tensor& a, Tensor& out) {
   TN_CHECK((m > 0 && n % m == 0) || n == 0, "sum_rows", "cannot reduce a ", a.str(),
            " into out ", out.str());
   if (n == 0) return;
-  detail::dispatch_float("sum_rows", a, [&](auto tag) {
+  detail::dispatch_compute("sum_rows", a, [&](auto tag) {
     using T = decltype(tag);
     sum_rows_kernel<T><<<detail::grid_for(m), detail::kThreads, 0, detail::stream_of(a)>>>(
         detail::ptr<T>("sum_rows", "a", a), detail::ptr<T>("sum_rows", "out", out), n / m, m);
@@ -96,7 +96,7 @@ void sum_rows(const Tensor& a, Tensor& out) {
 
 void sum_all(const Tensor& a, Tensor& out) {
   detail::check_numel("sum_all", "out", out, 1);
-  detail::dispatch_float("sum_all", a, [&](auto tag) {
+  detail::dispatch_compute("sum_all", a, [&](auto tag) {
     using T = decltype(tag);
     detail::reduce_to_scalar<T, false>("sum_all", detail::ptr<T>("sum_all", "a", a), a.numel(),
                                        out);

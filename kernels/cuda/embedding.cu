@@ -3,7 +3,7 @@
 //   backward: dw[V,C] += dout[n, C] at row idx[n]            (accumulate, atomicAdd)
 // idx: N ids, i32 or i64, checked 0 <= id < V on the device before any write (one small
 // device-to-host copy; the error names the id and V).
-// dtypes: f32 and bf16 (w, out, dout, dw share one). Repeated ids add through atomics, so
+// dtypes: f32, bf16 and f16 (w, out, dout, dw share one). Repeated ids add through atomics, so
 // the order of the additions, and with it the last bits of dw, can vary between runs.
 #include "kernels/cuda/common.cuh"
 
@@ -44,7 +44,7 @@ void embedding_forward(const Tensor& idx, const Tensor& w, Tensor& out) {
   detail::check_indices(op, idx, w.size(0));
   const int64_t n = idx.numel(), C = w.size(1);
   if (n * C == 0) return;
-  detail::dispatch_float(op, w, [&](auto tag) {
+  detail::dispatch_compute(op, w, [&](auto tag) {
     using T = decltype(tag);
     embedding_forward_kernel<T><<<detail::grid_for(n * C), detail::kThreads, 0,
                                   detail::stream_of(w)>>>(
@@ -60,7 +60,7 @@ void embedding_backward(const Tensor& idx, const Tensor& dout, Tensor& dw) {
   detail::check_indices(op, idx, dw.size(0));
   const int64_t n = idx.numel(), C = dw.size(1);
   if (n * C == 0) return;
-  detail::dispatch_float(op, dw, [&](auto tag) {
+  detail::dispatch_compute(op, dw, [&](auto tag) {
     using T = decltype(tag);
     embedding_backward_kernel<T><<<detail::grid_for(n * C), detail::kThreads, 0,
                                    detail::stream_of(dw)>>>(

@@ -2,7 +2,7 @@
 //   u = s (x + k x^3), s = sqrt(2/pi), k = 0.044715, q = sigma(2u) = 0.5 (1 + tanh u)
 //   forward:  y = x q                                                   (overwrite)
 //   backward: dx = dy * (q + 2 x q (1 - q) s (1 + 3 k x^2))             (overwrite)
-// dtypes: f32 and bf16, computed in f32 (__expf saturates: e^-2u = inf gives q = 0).
+// dtypes: f32, bf16 and f16, computed in f32 (__expf saturates: e^-2u = inf gives q = 0).
 #include "kernels/cuda/common.cuh"
 
 namespace ternion::kernels::cuda {
@@ -43,7 +43,7 @@ void gelu_forward(const Tensor& x, Tensor& y) {
   const int64_t n = x.numel();
   detail::check_numel("gelu_forward", "y", y, n);
   if (n == 0) return;
-  detail::dispatch_float("gelu_forward", x, [&](auto tag) {
+  detail::dispatch_compute("gelu_forward", x, [&](auto tag) {
     using T = decltype(tag);
     gelu_forward_kernel<T><<<detail::grid_for(n), detail::kThreads, 0, detail::stream_of(x)>>>(
         detail::ptr<T>("gelu_forward", "x", x), detail::ptr<T>("gelu_forward", "y", y), n);
@@ -56,7 +56,7 @@ void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) {
   detail::check_numel("gelu_backward", "dy", dy, n);
   detail::check_numel("gelu_backward", "dx", dx, n);
   if (n == 0) return;
-  detail::dispatch_float("gelu_backward", x, [&](auto tag) {
+  detail::dispatch_compute("gelu_backward", x, [&](auto tag) {
     using T = decltype(tag);
     gelu_backward_kernel<T><<<detail::grid_for(n), detail::kThreads, 0, detail::stream_of(x)>>>(
         detail::ptr<T>("gelu_backward", "x", x), detail::ptr<T>("gelu_backward", "dy", dy),

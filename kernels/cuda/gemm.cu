@@ -5,7 +5,8 @@
 // b as their first operand and a as their second, with m = N and n = M.
 // f32: cublasSgemmStridedBatched with CUBLAS_DEFAULT_MATH (no TF32), f32 accumulation, so
 //   results match the CPU path to f32 rounding.
-// bf16: cublasLtMatmul, bf16 inputs and output, f32 accumulation and f32 alpha/beta.
+// bf16, f16: cublasLtMatmul, 16-bit inputs and output (CUDA_R_16BF, CUDA_R_16F), f32
+//   accumulation (CUBLAS_COMPUTE_32F) and f32 alpha/beta; f16 outputs beyond its range are inf.
 // K == 0 scales c by beta (beta == 0 writes zeros, never reads c).
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -65,8 +66,15 @@ struct Problem {
   int64_t stride_a, stride_b;              // 0 when shared
 };
 
-void lt_gemm(const Problem& p, const void* a, const void* b, void* c, float alpha, float beta,
-             int device, cudaStream_t stream, const Tensor& like) {
+// The cuBLASLt element type of a 16-bit operand type.
+template <typename T>
+constexpr cudaDataType_t lt_type() {
+  if constexpr (std::is_same_v<T, detail::bf16_t>) return CUDA_R_16BF;
+  else return CUDA_R_16F;
+}
+
+void lt_gemm(const Problem& p, cudaDataType_t type, const void* a, const void* b, void* c,
+             float alpha, float beta, int device, cudaStream_t stream, const Tensor& like) {
   cublasLtHandle_t lt = handles(device).lt;
   LtGuard<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy> op;
   TN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op.h, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -77,9 +85,9 @@ void lt_gemm(const Problem& p, const void* a, const void* b, void* c, float alph
   // Column-major views: the library's A is our b ([b_cols rows, b_rows cols], ld b_cols),
   // its B our a, its C our c ([N, M], ld N).
   LtGuard<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy> la, lb, lc;
-  TN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la.h, CUDA_R_16BF, p.b_cols, p.b_rows, p.b_cols));
-  TN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb.h, CUDA_R_16BF, p.a_cols, p.a_rows, p.a_cols));
-  TN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc.h, CUDA_R_16BF, p.N, p.M, p.N));
+  TN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la.h, type, p.b_cols, p.b_rows, p.b_cols));
+  TN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb.h, type, p.a_cols, p.a_rows, p.a_cols));
+  TN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc.h, type, p.N, p.M, p.N));
   const int32_t count = static_cast<int32_t>(p.batch);
   const int64_t sc = p.M * p.N;
   const std::array<std::pair<cublasLtMatrixLayout_t, int64_t>, 3> layouts = {
@@ -98,8 +106,8 @@ void lt_gemm(const Problem& p, const void* a, const void* b, void* c, float alph
   int found = 0;
   TN_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op.h, la.h, lb.h, lc.h, lc.h, pref.h, 1,
                                                  &heuristic, &found));
-  TN_CHECK(found > 0, "gemm", "cuBLASLt has no bf16 algorithm for M=", p.M, " N=", p.N, " K=",
-           p.K, " batch=", p.batch);
+  TN_CHECK(found > 0, "gemm", "cuBLASLt has no ", type == CUDA_R_16BF ? "bf16" : "f16",
+           " algorithm for M=", p.M, " N=", p.N, " K=", p.K, " batch=", p.batch);
   Tensor workspace = detail::scratch({static_cast<int64_t>(kLtWorkspace)}, DType::u16, like);
   TN_CUBLAS_CHECK(cublasLtMatmul(lt, op.h, &alpha, b, la.h, a, lb.h, &beta, c, lc.h, c, lc.h,
                                  &heuristic.algo, workspace.raw_data(), kLtWorkspace, stream));
@@ -134,7 +142,7 @@ void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
                   b.size(1), b.size(2), a.size(0) == 1 ? 0 : a.size(1) * a.size(2),
                   b.size(0) == 1 ? 0 : b.size(1) * b.size(2)};
   const int device = c.device().index;
-  detail::dispatch_float("gemm", c, [&](auto tag) {
+  detail::dispatch_compute("gemm", c, [&](auto tag) {
     using T = decltype(tag);
     const T* pa = detail::ptr<T>("gemm", "a", a);
     const T* pb = detail::ptr<T>("gemm", "b", b);
@@ -153,10 +161,10 @@ void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
       Problem one = p;
       one.batch = 1;
       for (int64_t i = 0; i < batch; ++i)
-        lt_gemm(one, pa + i * p.stride_a, pb + i * p.stride_b, pc + i * M * N, al, be, device,
-                stream, c);
+        lt_gemm(one, lt_type<T>(), pa + i * p.stride_a, pb + i * p.stride_b, pc + i * M * N, al,
+                be, device, stream, c);
     } else {
-      lt_gemm(p, pa, pb, pc, al, be, device, stream, c);
+      lt_gemm(p, lt_type<T>(), pa, pb, pc, al, be, device, stream, c);
     }
   });
 }

@@ -8,7 +8,7 @@
 // Layout: one warp per row for the forward and dx; dw/db in two deterministic stages
 // (column tiles over row chunks into f32 partials [R, C], then each column adds its R
 // partials in order).
-// dtypes: x, w, b, y, dy, dx, dw, db share f32 or bf16; mean/rstd are f32 or that dtype.
+// dtypes: x, w, b, y, dy, dx, dw, db share f32, bf16 or f16; mean/rstd are f32 or that dtype.
 // All arithmetic in f32.
 #include "kernels/cuda/common.cuh"
 
@@ -129,7 +129,7 @@ void check_shapes(const char* op, const Tensor& x, const Tensor& w, const Tensor
 // Calls f(T{}, S{}) for the (x, mean) dtypes.
 template <typename F>
 void dispatch_ln(const char* op, const Tensor& x, const Tensor& mean, F&& f) {
-  detail::dispatch_float(op, x, [&](auto t) {
+  detail::dispatch_compute(op, x, [&](auto t) {
     if (mean.dtype() == DType::f32) f(t, float{});
     else f(t, t);
   });

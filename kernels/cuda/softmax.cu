@@ -1,7 +1,7 @@
 // Softmax over the last dim of x[N,C] (kernels/cpu/softmax.cpp), one block per row:
 //   forward:  y[n,c] = exp(x[n,c] - max_c x[n]) / sum_c exp(x[n,c] - max_c x[n])   (overwrite)
 //   backward: dx[n,c] = y[n,c] * (dy[n,c] - sum_c dy[n,c] y[n,c])                 (overwrite)
-// dtypes: f32 and bf16; exponentials and row sums in f32. y may alias x, dx may alias dy
+// dtypes: f32, bf16 and f16; exponentials and row sums in f32. y may alias x, dx may alias dy
 // (each element is read before the same thread writes it).
 #include "kernels/cuda/common.cuh"
 
@@ -52,7 +52,7 @@ void softmax_forward(const Tensor& x, Tensor& y) {
   detail::check_numel(op, "y", y, x.numel());
   const int64_t N = rows_of(op, x);
   if (N == 0) return;
-  detail::dispatch_float(op, x, [&](auto tag) {
+  detail::dispatch_compute(op, x, [&](auto tag) {
     using T = decltype(tag);
     softmax_forward_kernel<T><<<static_cast<unsigned>(N), detail::kThreads, 0,
                                 detail::stream_of(x)>>>(detail::ptr<T>(op, "x", x),
@@ -67,7 +67,7 @@ void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   detail::check_numel(op, "dx", dx, y.numel());
   const int64_t N = rows_of(op, y);
   if (N == 0) return;
-  detail::dispatch_float(op, y, [&](auto tag) {
+  detail::dispatch_compute(op, y, [&](auto tag) {
     using T = decltype(tag);
     softmax_backward_kernel<T><<<static_cast<unsigned>(N), detail::kThreads, 0,
                                  detail::stream_of(y)>>>(
