@@ -1,7 +1,8 @@
 // Every CUDA kernel against its CPU version on fresh random inputs: f32 to ~1e-5 relative
-// (composite kernels ~1e-4), bf16 to ~1e-2 against the CPU run on the same bf16-rounded
-// inputs. Sizes include 1, primes and non-multiples of the tiles. Without a visible GPU
-// every test skips.
+// (composite kernels ~1e-4), bf16 to ~1e-2 and f16 to ~5e-3 against the CPU run on the same
+// bf16- or f16-rounded inputs. Sizes include 1, primes and non-multiples of the tiles. Inputs
+// stay far inside f16's range (|x| < 65504); F16OverflowIsInf checks what happens past it.
+// Without a visible GPU every test skips.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,7 +22,7 @@ namespace {
 struct Tol {
   double rtol, atol;
 };
-constexpr Tol kF32{1e-5, 1e-5}, kF32Loose{1e-4, 1e-4}, kBf16{2e-2, 2e-2};
+constexpr Tol kF32{1e-5, 1e-5}, kF32Loose{1e-4, 1e-4}, kBf16{2e-2, 2e-2}, kF16{5e-3, 5e-3};
 
 Tensor randn(const Shape& shape, uint32_t seed, double scale = 1.0) {
   std::mt19937 gen(seed);
@@ -60,9 +61,16 @@ void expect_close(const Tensor& want, const Tensor& got_any, Tol tol, const char
 class Dtypes : public ::testing::TestWithParam<DType> {
  protected:
   DType dt() const { return GetParam(); }
-  Tol tol(Tol f32 = kF32) const { return dt() == DType::f32 ? f32 : kBf16; }
+  Tol tol(Tol f32 = kF32) const {
+    return dt() == DType::f32 ? f32 : dt() == DType::f16 ? kF16 : kBf16;
+  }
 };
 INSTANTIATE_TEST_SUITE_P(CudaKernels, Dtypes, ::testing::Values(DType::f32, DType::bf16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+// Every compute dtype, f16 included: every kernel but attention, which has no f16 yet.
+class ComputeDtypes : public Dtypes {};
+INSTANTIATE_TEST_SUITE_P(CudaKernels, ComputeDtypes,
+                         ::testing::Values(DType::f32, DType::bf16, DType::f16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(CudaMemory, RoundTripAndAllocatorStats) {
@@ -85,7 +93,7 @@ TEST(CudaMemory, RoundTripAndAllocatorStats) {
   expect_close(Tensor::zeros({5}), z, {0, 0}, "zero_");
 }
 
-TEST_P(Dtypes, AddMulAxpbySumRows) {
+TEST_P(ComputeDtypes, AddMulAxpbySumRows) {
   SKIP_WITHOUT_GPU();
   for (int64_t rows : {1, 6}) {
     for (int64_t C : {1, 7, 1031}) {
@@ -112,7 +120,7 @@ TEST_P(Dtypes, AddMulAxpbySumRows) {
   }
 }
 
-TEST_P(Dtypes, SumAllAndSumSquares) {
+TEST_P(ComputeDtypes, SumAllAndSumSquares) {
   SKIP_WITHOUT_GPU();
   for (int64_t n : {1, 2, 997, 300007}) {
     const Tensor a = rounded(randn({n}, 6), dt());
@@ -126,7 +134,7 @@ TEST_P(Dtypes, SumAllAndSumSquares) {
   }
 }
 
-TEST_P(Dtypes, Gemm) {
+TEST_P(ComputeDtypes, Gemm) {
   SKIP_WITHOUT_GPU();
   const int64_t M = 5, N = 7, K = 13;
   for (int64_t batch : {1, 3}) {
@@ -153,7 +161,7 @@ TEST_P(Dtypes, Gemm) {
   expect_close(want, got, tol(), "gemm K=0");
 }
 
-TEST_P(Dtypes, LayerNorm) {
+TEST_P(ComputeDtypes, LayerNorm) {
   SKIP_WITHOUT_GPU();
   for (int64_t C : {1, 37, 769}) {
     const int64_t N = 67;
@@ -179,7 +187,7 @@ TEST_P(Dtypes, LayerNorm) {
   }
 }
 
-TEST_P(Dtypes, GeluAndSoftmax) {
+TEST_P(ComputeDtypes, GeluAndSoftmax) {
   SKIP_WITHOUT_GPU();
   for (int64_t C : {1, 31, 1025}) {
     const Tensor x = rounded(randn({3, C}, 17, 3.0), dt()), dy = rounded(randn({3, C}, 18), dt());
@@ -249,7 +257,7 @@ TEST_P(Dtypes, CrossEntropy) {
   EXPECT_THROW(cuda::cross_entropy_forward(gpu(randn({2, 5}, 25), dt()), bad, lse, loss), Error);
 }
 
-TEST_P(Dtypes, Embedding) {
+TEST_P(ComputeDtypes, Embedding) {
   SKIP_WITHOUT_GPU();
   for (int64_t C : {1, 77}) {
     const int64_t V = 11, N = 41;  // N > V: repeated ids accumulate
@@ -269,15 +277,18 @@ TEST_P(Dtypes, Embedding) {
   EXPECT_THROW(cuda::embedding_forward(bad, gpu(randn({5, 4}, 30), dt()), out), Error);
 }
 
-TEST_P(Dtypes, DropoutSameMaskAsCpu) {
+TEST_P(ComputeDtypes, DropoutSameMaskAsCpu) {
   SKIP_WITHOUT_GPU();
   for (double p : {0.0, 0.1, 0.5, 1.0}) {
     const Tensor x = rounded(randn({1009}, 31), dt());
     Tensor want = Tensor::empty(x.shape()), got = gpu(want, dt());
     cpu::dropout(x, p, 1234, 7, want);
     cuda::dropout(gpu(x, dt()), p, 1234, 7, got);
-    // f32: bit for bit. bf16: the same zeros, kept values within one bf16 rounding.
-    expect_close(want, got, dt() == DType::f32 ? Tol{0, 0} : Tol{1e-2, 0}, "dropout");
+    // f32: bit for bit. bf16, f16: the same zeros, kept values within one rounding.
+    const Tol t = dt() == DType::f32   ? Tol{0, 0}
+                  : dt() == DType::f16 ? Tol{1e-3, 0}
+                                       : Tol{1e-2, 0};
+    expect_close(want, got, t, "dropout");
   }
 }
 
@@ -312,6 +323,21 @@ TEST(CudaKernels, AdamwSingleAndMultiTensor) {
     expect_close(m[i], gm[i], kF32, "adamw m");
     expect_close(v[i], gv[i], kF32, "adamw v");
   }
+}
+
+// f16 tops out at 65504: a result past it rounds to inf, and the f64 sum of squares of a
+// gradient holding inf is inf, which is how the fp16 loss scaler finds an overflowed step.
+TEST(CudaKernels, F16OverflowIsInf) {
+  SKIP_WITHOUT_GPU();
+  const Tensor a = gpu(Tensor::from_vector(std::vector<float>{40000.f, -1.f}, {2}), DType::f16);
+  Tensor out = gpu(Tensor::zeros({2}), DType::f16);
+  cuda::axpby(1.0, a, 1.0, a, out);  // 80000 > 65504
+  const std::vector<float> v = host(out).to_vector<float>();
+  EXPECT_TRUE(std::isinf(v[0]) && v[0] > 0) << v[0];
+  EXPECT_EQ(v[1], -2.f);
+  Tensor norm = Tensor::empty({1}, DType::f64, Device::cuda());
+  cuda::sum_squares(out, norm);
+  EXPECT_TRUE(std::isinf(host(norm).to_vector<float>()[0]));
 }
 
 TEST(CudaKernels, MisuseThrowsNamingTheOp) {
