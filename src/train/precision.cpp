@@ -11,11 +11,12 @@ Precision resolve_precision(const std::string& precision, Device device) {
   TN_CHECK(device.is_cuda(), "train", "precision '", precision,
            "' needs a CUDA device; this rank computes on ", device.str(),
            " and the CPU backend trains in fp32 (set precision: fp32)");
-  // The cast kernel converts f16, but no other CUDA kernel computes in it yet.
-  TN_CHECK(precision != "fp16", "train",
-           "precision 'fp16' needs f16 CUDA kernels, and kernels/cuda computes in f32 and bf16 "
-           "only; use precision: bf16 (same speed on tensor cores, no loss scaling needed)");
-  return {DType::bf16, false};
+  if (precision == "bf16") return {DType::bf16, false};
+  TN_CHECK(kCudaAttentionF16, "train",
+           "precision 'fp16' needs every CUDA kernel in f16, and the attention kernel "
+           "(kernels/cuda/attention.cu) computes in f32 and bf16 only; use precision: bf16 "
+           "(same speed on tensor cores, no loss scaling needed)");
+  return {DType::f16, true};
 }
 
 optim::GradScalerOptions grad_scaler_options(const Precision& p) {
