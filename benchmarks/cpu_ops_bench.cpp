@@ -132,8 +132,8 @@ void BM_attention_forward(benchmark::State& state) {
   const int64_t H = state.range(1);
   const Shape s = {kB, H, kT, kD};
   Tensor q = randn(s, "q"), kk = randn(s, "k"), v = randn(s, "v");
-  Tensor out = Tensor::empty(s), probs = Tensor::empty({kB, H, kT, kT});
-  time_loop(state, [&] { k::attention_forward(q, kk, v, out, probs); });
+  Tensor out = Tensor::empty(s), lse = Tensor::empty({kB, H, kT});
+  time_loop(state, [&] { k::attention_forward(q, kk, v, out, lse); });
   state.SetLabel(label({{"B", kB}, {"H", H}, {"T", kT}, {"D", kD}}));
   set_gflops(state, 2.0 * causal_gemm_flops(H));
 }
@@ -144,11 +144,11 @@ void BM_attention_forward_backward(benchmark::State& state) {
   const int64_t H = state.range(1);
   const Shape s = {kB, H, kT, kD};
   Tensor q = randn(s, "q"), kk = randn(s, "k"), v = randn(s, "v"), dout = randn(s, "dout");
-  Tensor out = Tensor::empty(s), probs = Tensor::empty({kB, H, kT, kT});
+  Tensor out = Tensor::empty(s), lse = Tensor::empty({kB, H, kT});
   Tensor dq = Tensor::empty(s), dk = Tensor::empty(s), dv = Tensor::empty(s);
   time_loop(state, [&] {
-    k::attention_forward(q, kk, v, out, probs);
-    k::attention_backward(q, kk, v, probs, dout, dq, dk, dv);
+    k::attention_forward(q, kk, v, out, lse);
+    k::attention_backward(q, kk, v, out, lse, dout, dq, dk, dv);
   });
   state.SetLabel(label({{"B", kB}, {"H", H}, {"T", kT}, {"D", kD}}));
   set_gflops(state, 6.0 * causal_gemm_flops(H));

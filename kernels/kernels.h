@@ -49,12 +49,14 @@
   /* softmax over the last dim of x[N,C].                                                     */ \
   X(softmax_forward, (const Tensor& x, Tensor& y))                                              \
   X(softmax_backward, (const Tensor& y, const Tensor& dy, Tensor& dx))                          \
-  /* Causal attention: q, k, v, out [B,H,T,D]; probs [B,H,T,T] saved softmax(q k^T / sqrt(D)) */ \
+  /* Causal attention, q, k, v, out [B,H,T,D]: out = softmax(q k^T / sqrt(D)) v, causal;      */ \
+  /* lse [B,H,T] = logsumexp of each causal score row, saved instead of the [T,T] probs:      */ \
+  /* f32, or f64 for f64 inputs. CUDA REQUIRES D <= 128.                                      */ \
   X(attention_forward, (const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,        \
-                        Tensor& probs))                                                         \
-  /* dq, dk, dv overwritten.                                                                  */ \
-  X(attention_backward, (const Tensor& q, const Tensor& k, const Tensor& v,                    \
-                         const Tensor& probs, const Tensor& dout, Tensor& dq, Tensor& dk,       \
+                        Tensor& lse))                                                           \
+  /* Recomputes P = exp(S - lse) by blocks; dq, dk, dv overwritten.                           */ \
+  X(attention_backward, (const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, \
+                         const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk,         \
                          Tensor& dv))                                                           \
   /* loss (scalar) = mean over n of logsumexp(logits[n]) - logits[n, targets[n]];             */ \
   /* lse[N] saved. targets i32 or i64, REQUIRES 0 <= target < V (checked).                    */ \

@@ -1,18 +1,27 @@
 // Causal scaled dot-product attention, per (batch, head), row-major [B,H,T,D]
-// (kernels/cpu/attention.cpp):
-//   forward:  S = q k^T * scale, scale = 1/sqrt(D); P[i,j] = softmax_j<=i(S[i,:]), P[i,j>i] = 0
-//             exactly; out = P v.                     (out [B,H,T,D], probs [B,H,T,T] overwritten)
-//   backward: dv = P^T dO; dP = dO v^T; dS = P * (dP - rowsum(dP * P));
-//             dq = dS k * scale; dk = dS^T q * scale.  (dq, dk, dv overwritten)
-// Forward: a flash-style tiled kernel of our own. A block of 8 warps takes 8 query rows of
-// one (b,h); key/value tiles of 32 rows go through shared memory; each warp keeps its row's
-// running max m, running sum l and output accumulator (lane owns dims lane + 32 k) and
-// rescales them as each tile arrives (online softmax), so out needs one pass over k and v.
-// Because the contract saves probs, a second pass over the key tiles writes
-// P[i,j] = exp(S[i,j] - (m + log l)). REQUIRES D <= 128 (kMaxD).
-// Backward: four cuBLAS GEMMs (gemm.cu) around a row kernel for dS, with one [B*H,T,T]
-// scratch for dP/dS in the tensors' dtype.
-// dtypes: f32 and bf16; scores, softmax and accumulators in f32.
+// (kernels/cpu/attention.cpp), flash-attention contract: no [T,T] matrix is stored.
+//   forward:  S = q k^T * scale, scale = 1/sqrt(D), causal (S[i,j>i] = -inf);
+//             lse[i] = log sum_j<=i exp(S[i,j]); P = exp(S - lse); out = P v.
+//                                                  (out [B,H,T,D], lse [B,H,T] f32 overwritten)
+//   backward: P recomputed as exp(S - lse) tile by tile; D[i] = rowsum(dO * out)[i]
+//             (= rowsum(dP * P)); dP = dO v^T; dS = P * (dP - D);
+//             dv = P^T dO; dq = dS k * scale; dk = dS^T q * scale.  (dq, dk, dv overwritten)
+// Forward: a block of 8 warps takes 8 query rows of one (b,h); key/value tiles of 32 rows go
+// through shared memory; each warp keeps its row's running max m, running sum l and output
+// accumulator (lane owns dims lane + 32 k) and rescales them as each tile arrives (online
+// softmax), so out needs one pass over k and v; lse = m + log l.
+// Backward, three kernels:
+//   1. D[i] = rowsum(dO * out), one warp per row, into an f32 [B*H,T] scratch.
+//   2. dk, dv: one block per (b,h, tile of 32 keys), k and v of the tile in shared memory.
+//      It walks the query rows i >= the tile's first key, 8 at a time (one per warp): each
+//      lane (one key) forms p and ds for its warp's row, then the block adds
+//      p^T dO and ds^T q into dk, dv accumulators that each thread holds in registers for a
+//      fixed set of (key, dim) elements.
+//   3. dq: laid out as the forward (warp per query row, walking key tiles), recomputing p and
+//      ds. A separate pass costs two extra dot products per (i,j) but needs no atomics, so
+//      dq is deterministic and written straight in the tensors' dtype.
+// REQUIRES D <= 128 (kMaxD). dtypes: q, k, v, out, dout, dq, dk, dv f32 or bf16, all alike;
+// lse f32; scores, softmax and accumulators in f32.
 #include <cmath>
 #include <initializer_list>
 
@@ -26,6 +35,8 @@ using detail::from_f;
 using detail::to_f;
 
 constexpr int kWarps = 8, kTile = 32, kMaxD = 128, kPerLane = kMaxD / 32;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kOwn = kTile * kMaxD / kThreads;  // (key, dim) accumulators per thread in dk/dv
 
 template <typename T>
 __device__ void load_tile(const T* src, int64_t j0, int64_t Tn, int D, float (*dst)[kMaxD + 1]) {
@@ -35,9 +46,9 @@ __device__ void load_tile(const T* src, int64_t j0, int64_t Tn, int D, float (*d
   }
 }
 
-// grid (ceil(T / kWarps), B*H), block 32 * kWarps.
+// grid (ceil(T / kWarps), B*H), block kThreads.
 template <typename T>
-__global__ void attention_forward_kernel(const T* q, const T* k, const T* v, T* out, T* probs,
+__global__ void attention_forward_kernel(const T* q, const T* k, const T* v, T* out, float* lse,
                                          int64_t Tn, int D, float scale) {
   __shared__ float sk[kTile][kMaxD + 1];
   __shared__ float sv[kTile][kMaxD + 1];
@@ -83,103 +94,212 @@ __global__ void attention_forward_kernel(const T* q, const T* k, const T* v, T* 
       const int d = lane + 32 * t;
       if (d < D) out[off + i * D + d] = from_f<T>(acc[t] / l);
     }
+    if (lane == 0) lse[bh * Tn + i] = m + logf(l);
   }
-
-  // Second pass: probs from the final statistics; zeros above the diagonal.
-  const float lse = m + logf(l);
-  T* prow = probs + (bh * Tn + (active ? i : 0)) * Tn;
-  for (int64_t j0 = 0; j0 <= last; j0 += kTile) {
-    __syncthreads();
-    load_tile(k + off, j0, Tn, D, sk);
-    __syncthreads();
-    if (!active || j0 > i) continue;
-    const int64_t j = j0 + lane;
-    if (j <= i) {
-      float s = 0.f;
-      for (int d = 0; d < D; ++d) s += sq[warp][d] * sk[lane][d];
-      prow[j] = from_f<T>(expf(s * scale - lse));
-    }
-  }
-  if (active)
-    for (int64_t j = i + 1 + lane; j < Tn; j += 32) prow[j] = from_f<T>(0.f);
 }
 
-// dS = P * (dP - rowsum(dP * P)) in place over ds [rows, Tn]; one warp per row.
+// delta[r] = sum_d dout[r,d] * out[r,d] over rows r < rows; one warp per row.
 template <typename T>
-__global__ void attention_ds_kernel(const T* probs, T* ds, int64_t rows, int64_t Tn) {
+__global__ void attention_delta_kernel(const T* out, const T* dout, float* delta, int64_t rows,
+                                       int D) {
   const int64_t r = blockIdx.x * int64_t{kWarps} + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (r >= rows) return;
-  const T* pr = probs + r * Tn;
-  T* sr = ds + r * Tn;
   float dot = 0.f;
-  for (int64_t j = lane; j < Tn; j += 32) dot += to_f(sr[j]) * to_f(pr[j]);
+  for (int d = lane; d < D; d += 32) dot += to_f(dout[r * D + d]) * to_f(out[r * D + d]);
   dot = detail::warp_sum(dot);
-  for (int64_t j = lane; j < Tn; j += 32) sr[j] = from_f<T>(to_f(pr[j]) * (to_f(sr[j]) - dot));
+  if (lane == 0) delta[r] = dot;
 }
 
-void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
-               const Tensor& probs) {
+// grid (ceil(T / kTile), B*H), block kThreads: dk, dv of keys [j0, j0 + kTile).
+template <typename T>
+__global__ void attention_dkdv_kernel(const T* q, const T* k, const T* v, const T* dout,
+                                      const float* lse, const float* delta, T* dk, T* dv,
+                                      int64_t Tn, int D, float scale) {
+  __shared__ float sk[kTile][kMaxD + 1];
+  __shared__ float sv[kTile][kMaxD + 1];
+  __shared__ float sq[kWarps][kMaxD];
+  __shared__ float sdo[kWarps][kMaxD];
+  __shared__ float sp[kWarps][kTile];
+  __shared__ float sds[kWarps][kTile];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t bh = blockIdx.y, off = bh * Tn * D;
+  const int64_t j0 = blockIdx.x * int64_t{kTile}, j = j0 + lane;  // this lane's key
+  load_tile(k + off, j0, Tn, D, sk);
+  load_tile(v + off, j0, Tn, D, sv);
+  // Thread owns the (key, dim) elements e = threadIdx.x + kThreads * r, key = e / D.
+  float adk[kOwn] = {}, adv[kOwn] = {};
+  for (int64_t i0 = j0; i0 < Tn; i0 += kWarps) {  // rows before j0 see none of these keys
+    const int64_t i = i0 + warp;
+    const bool active = i < Tn;
+    __syncthreads();  // the tiles are loaded; the previous rows' sq, sdo, sp, sds are read
+    for (int d = lane; d < D; d += 32) {
+      sq[warp][d] = active ? to_f(q[off + i * D + d]) : 0.f;
+      sdo[warp][d] = active ? to_f(dout[off + i * D + d]) : 0.f;
+    }
+    __syncwarp();
+    float p = 0.f, ds = 0.f;
+    if (active && j <= i) {
+      float s = 0.f, dp = 0.f;
+      for (int d = 0; d < D; ++d) {
+        s += sq[warp][d] * sk[lane][d];
+        dp += sdo[warp][d] * sv[lane][d];
+      }
+      p = expf(s * scale - lse[bh * Tn + i]);
+      ds = p * (dp - delta[bh * Tn + i]);
+    }
+    sp[warp][lane] = p;
+    sds[warp][lane] = ds;
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kOwn; ++r) {
+      const int e = threadIdx.x + kThreads * r;
+      if (e < kTile * D) {
+        const int key = e / D, d = e % D;
+        for (int w = 0; w < kWarps; ++w) {
+          adv[r] += sp[w][key] * sdo[w][d];
+          adk[r] += sds[w][key] * sq[w][d];
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kOwn; ++r) {
+    const int e = threadIdx.x + kThreads * r;
+    if (e < kTile * D && j0 + e / D < Tn) {
+      const int64_t at = off + j0 * D + e;
+      dk[at] = from_f<T>(adk[r] * scale);
+      dv[at] = from_f<T>(adv[r]);
+    }
+  }
+}
+
+// grid (ceil(T / kWarps), B*H), block kThreads: dq of 8 query rows, as the forward walks keys.
+template <typename T>
+__global__ void attention_dq_kernel(const T* q, const T* k, const T* v, const T* dout,
+                                    const float* lse, const float* delta, T* dq, int64_t Tn,
+                                    int D, float scale) {
+  __shared__ float sk[kTile][kMaxD + 1];
+  __shared__ float sv[kTile][kMaxD + 1];
+  __shared__ float sq[kWarps][kMaxD];
+  __shared__ float sdo[kWarps][kMaxD];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t bh = blockIdx.y, off = bh * Tn * D;
+  const int64_t i0 = blockIdx.x * int64_t{kWarps}, i = i0 + warp;
+  const bool active = i < Tn;
+  const int64_t last = min(Tn - 1, i0 + kWarps - 1);
+  for (int d = lane; d < D; d += 32) {
+    sq[warp][d] = active ? to_f(q[off + i * D + d]) : 0.f;
+    sdo[warp][d] = active ? to_f(dout[off + i * D + d]) : 0.f;
+  }
+  const float li = active ? lse[bh * Tn + i] : 0.f, di = active ? delta[bh * Tn + i] : 0.f;
+
+  float acc[kPerLane] = {};
+  for (int64_t j0 = 0; j0 <= last; j0 += kTile) {
+    __syncthreads();
+    load_tile(k + off, j0, Tn, D, sk);
+    load_tile(v + off, j0, Tn, D, sv);
+    __syncthreads();
+    if (!active || j0 > i) continue;
+    const int64_t j = j0 + lane;
+    float ds = 0.f;
+    if (j <= i) {
+      float s = 0.f, dp = 0.f;
+      for (int d = 0; d < D; ++d) {
+        s += sq[warp][d] * sk[lane][d];
+        dp += sdo[warp][d] * sv[lane][d];
+      }
+      ds = expf(s * scale - li) * (dp - di);
+    }
+    const int len = static_cast<int>(min(int64_t{kTile}, i - j0 + 1));
+    for (int r = 0; r < len; ++r) {
+      const float dr = __shfl_sync(0xffffffffu, ds, r);
+      for (int t = 0; t < kPerLane; ++t) {
+        const int d = lane + 32 * t;
+        if (d < D) acc[t] += dr * sk[r][d];
+      }
+    }
+  }
+  if (active) {
+    for (int t = 0; t < kPerLane; ++t) {
+      const int d = lane + 32 * t;
+      if (d < D) dq[off + i * D + d] = from_f<T>(acc[t] * scale);
+    }
+  }
+}
+
+void check_shapes(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                  const Tensor& out, const Tensor& lse) {
   TN_CHECK(q.ndim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(), op,
            "q, k, v must share one [B,H,T,D] shape, got ", q.str(), ", ", k.str(), ", ", v.str());
-  const Shape ps = {q.size(0), q.size(1), q.size(2), q.size(2)};
-  TN_CHECK(probs.shape() == ps, op, "probs must be [B,H,T,T] = ", shape_str(ps), ", got ",
-           probs.str());
+  const Shape ls = {q.size(0), q.size(1), q.size(2)};
+  TN_CHECK(lse.shape() == ls, op, "lse must be [B,H,T] = ", shape_str(ls), ", got ", lse.str());
+  detail::check_numel(op, "out", out, q.numel());
   TN_CHECK(q.size(0) * q.size(1) <= 65535, op, "B*H = ", q.size(0) * q.size(1),
            " exceeds the grid limit 65535");
+  TN_CHECK(q.size(3) >= 1 && q.size(3) <= kMaxD, op, "head size D = ", q.size(3),
+           " outside the kernel's [1, ", kMaxD, "], got ", q.str());
 }
 
 float scale_of(int64_t D) {
   return D > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) : 1.f;
 }
 
+unsigned blocks_of(int64_t n, int64_t per) { return static_cast<unsigned>((n + per - 1) / per); }
+
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
-                       Tensor& probs) {
+                       Tensor& lse) {
   constexpr const char* op = "attention_forward";
-  check_qkv(op, q, k, v, probs);
-  detail::check_numel(op, "out", out, q.numel());
+  check_shapes(op, q, k, v, out, lse);
   const int64_t BH = q.size(0) * q.size(1), Tn = q.size(2), D = q.size(3);
-  TN_CHECK(D >= 1 && D <= kMaxD, op, "head size D = ", D, " outside the kernel's [1, ", kMaxD,
-           "], got ", q.str());
   if (BH == 0 || Tn == 0) return;
   detail::dispatch_float(op, q, [&](auto tag) {
     using T = decltype(tag);
-    const dim3 grid(static_cast<unsigned>((Tn + kWarps - 1) / kWarps), static_cast<unsigned>(BH));
-    attention_forward_kernel<T><<<grid, 32 * kWarps, 0, detail::stream_of(q)>>>(
+    const dim3 grid(blocks_of(Tn, kWarps), static_cast<unsigned>(BH));
+    attention_forward_kernel<T><<<grid, kThreads, 0, detail::stream_of(q)>>>(
         detail::ptr<T>(op, "q", q), detail::ptr<T>(op, "k", k), detail::ptr<T>(op, "v", v),
-        detail::ptr<T>(op, "out", out), detail::ptr<T>(op, "probs", probs), Tn,
+        detail::ptr<T>(op, "out", out), detail::ptr<float>(op, "lse", lse), Tn,
         static_cast<int>(D), scale_of(D));
     TN_CUDA_CHECK_LAUNCH(op);
   });
 }
 
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
-                        const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk,
+                        Tensor& dv) {
   constexpr const char* op = "attention_backward";
-  check_qkv(op, q, k, v, probs);
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&dout, &dq, &dk, &dv}) detail::check_numel(op, "gradient", *t, q.numel());
+  check_shapes(op, q, k, v, out, lse);
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dout, &dq, &dk, &dv})
+    detail::check_numel(op, "gradient", *t, q.numel());
   const int64_t BH = q.size(0) * q.size(1), Tn = q.size(2), D = q.size(3);
-  if (BH == 0 || Tn == 0 || D == 0) return;
-  const Shape s3 = {BH, Tn, D}, p3 = {BH, Tn, Tn};
-  const Tensor q3 = q.view(s3), k3 = k.view(s3), v3 = v.view(s3), do3 = dout.view(s3),
-               P = probs.view(p3);
-  Tensor dq3 = dq.view(s3), dk3 = dk.view(s3), dv3 = dv.view(s3);
-  Tensor ds = detail::scratch(p3, q.dtype(), q);
-  const double scale = scale_of(D);
-  gemm(P, true, do3, false, dv3, 1.0, 0.0);   // dv = P^T dO
-  gemm(do3, false, v3, true, ds, 1.0, 0.0);   // dP = dO v^T
+  if (BH == 0 || Tn == 0) return;
+  Tensor delta = detail::scratch({BH, Tn}, DType::f32, q);
+  const float scale = scale_of(D);
+  const int d = static_cast<int>(D);
   detail::dispatch_float(op, q, [&](auto tag) {
     using T = decltype(tag);
-    const int64_t rows = BH * Tn;
-    attention_ds_kernel<T><<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), 32 * kWarps, 0,
-                             detail::stream_of(q)>>>(detail::ptr<T>(op, "probs", probs),
-                                                     detail::ptr<T>(op, "ds", ds), rows, Tn);
+    const cudaStream_t stream = detail::stream_of(q);
+    const T* pq = detail::ptr<T>(op, "q", q);
+    const T* pk = detail::ptr<T>(op, "k", k);
+    const T* pv = detail::ptr<T>(op, "v", v);
+    const T* pdo = detail::ptr<T>(op, "dout", dout);
+    const float* pl = detail::ptr<float>(op, "lse", lse);
+    float* pd = detail::ptr<float>(op, "delta", delta);
+    attention_delta_kernel<T><<<blocks_of(BH * Tn, kWarps), kThreads, 0, stream>>>(
+        detail::ptr<T>(op, "out", out), pdo, pd, BH * Tn, d);
+    TN_CUDA_CHECK_LAUNCH(op);
+    const dim3 kgrid(blocks_of(Tn, kTile), static_cast<unsigned>(BH));
+    attention_dkdv_kernel<T><<<kgrid, kThreads, 0, stream>>>(
+        pq, pk, pv, pdo, pl, pd, detail::ptr<T>(op, "dk", dk), detail::ptr<T>(op, "dv", dv), Tn,
+        d, scale);
+    TN_CUDA_CHECK_LAUNCH(op);
+    const dim3 qgrid(blocks_of(Tn, kWarps), static_cast<unsigned>(BH));
+    attention_dq_kernel<T><<<qgrid, kThreads, 0, stream>>>(
+        pq, pk, pv, pdo, pl, pd, detail::ptr<T>(op, "dq", dq), Tn, d, scale);
     TN_CUDA_CHECK_LAUNCH(op);
   });
-  gemm(ds, false, k3, false, dq3, scale, 0.0);  // dq = dS k * scale
-  gemm(ds, true, q3, false, dk3, scale, 0.0);   // dk = dS^T q * scale
 }
 
 }  // namespace ternion::kernels::cuda

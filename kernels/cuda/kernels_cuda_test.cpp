@@ -216,17 +216,18 @@ TEST_P(Dtypes, Attention) {
       const Shape s = {2, 3, T, D};
       const Tensor q = rounded(randn(s, 19), dt()), k = rounded(randn(s, 20), dt()),
                    v = rounded(randn(s, 21), dt()), dout = rounded(randn(s, 22), dt());
-      Tensor out = Tensor::empty(s), probs = Tensor::empty({2, 3, T, T});
-      Tensor gout = gpu(out, dt()), gprobs = gpu(probs, dt());
-      cpu::attention_forward(q, k, v, out, probs);
-      cuda::attention_forward(gpu(q, dt()), gpu(k, dt()), gpu(v, dt()), gout, gprobs);
+      Tensor out = Tensor::empty(s), lse = Tensor::empty({2, 3, T});
+      Tensor gout = gpu(out, dt()), glse = gpu(lse);  // lse is f32 for every input dtype
+      cpu::attention_forward(q, k, v, out, lse);
+      cuda::attention_forward(gpu(q, dt()), gpu(k, dt()), gpu(v, dt()), gout, glse);
       expect_close(out, gout, t, "attention out");
-      expect_close(probs, gprobs, t, "attention probs");
+      expect_close(lse, glse, t, "attention lse");
+      // Both backwards from the CPU's out and lse, so that they see the same saved state.
       Tensor dq = Tensor::empty(s), dk = Tensor::empty(s), dv = Tensor::empty(s);
       Tensor gdq = gpu(dq, dt()), gdk = gpu(dk, dt()), gdv = gpu(dv, dt());
-      cpu::attention_backward(q, k, v, probs, dout, dq, dk, dv);
-      cuda::attention_backward(gpu(q, dt()), gpu(k, dt()), gpu(v, dt()), gpu(probs, dt()),
-                               gpu(dout, dt()), gdq, gdk, gdv);
+      cpu::attention_backward(q, k, v, out, lse, dout, dq, dk, dv);
+      cuda::attention_backward(gpu(q, dt()), gpu(k, dt()), gpu(v, dt()), gpu(out, dt()),
+                               gpu(lse), gpu(dout, dt()), gdq, gdk, gdv);
       expect_close(dq, gdq, t, "attention dq");
       expect_close(dk, gdk, t, "attention dk");
       expect_close(dv, gdv, t, "attention dv");
@@ -234,7 +235,7 @@ TEST_P(Dtypes, Attention) {
   }
 }
 
-TEST_P(Dtypes, CrossEntropy) {
+TEST_P(ComputeDtypes, CrossEntropy) {
   SKIP_WITHOUT_GPU();
   for (int64_t V : {1, 101, 50257}) {
     const int64_t N = 13;
