@@ -138,13 +138,15 @@ TEST_F(TrainerTest, PreemptionSignalSavesAndStopsAtAStepBoundary) {
   Config c = config("run");
   c.train.steps = 1000000;
   c.checkpoint.interval = 0;  // the only checkpoint is the preemption's
-  std::thread signaller([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    ::kill(::getpid(), SIGUSR1);
-  });
-  const TrainSummary s = run(c);
-  signaller.join();
+  // The signal arrives mid-run (from the step loop's own callback, so never before the
+  // handler is installed, however slow the machine).
+  TrainOptions signal_at_step_3;
+  signal_at_step_3.on_step = [](const StepMetrics& m, size_t) {
+    if (m.step == 2) ::kill(::getpid(), SIGUSR1);
+  };
+  const TrainSummary s = run(c, signal_at_step_3);
   EXPECT_TRUE(s.preempted);
+  EXPECT_EQ(s.steps.size(), 4u) << "the flag is acted on at the next step boundary";
   ASSERT_FALSE(s.steps.empty());
   const int64_t done = s.steps.back().step + 1;
   EXPECT_LT(done, c.train.steps);
