@@ -255,7 +255,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   check_shapes(op, q, k, v, out, lse);
   const int64_t BH = q.size(0) * q.size(1), Tn = q.size(2), D = q.size(3);
   if (BH == 0 || Tn == 0) return;
-  detail::dispatch_float(op, q, [&](auto tag) {
+  detail::dispatch_compute(op, q, [&](auto tag) {
     using T = decltype(tag);
     const dim3 grid(blocks_of(Tn, kWarps), static_cast<unsigned>(BH));
     attention_forward_kernel<T><<<grid, kThreads, 0, detail::stream_of(q)>>>(
@@ -278,7 +278,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   Tensor delta = detail::scratch({BH, Tn}, DType::f32, q);
   const float scale = scale_of(D);
   const int d = static_cast<int>(D);
-  detail::dispatch_float(op, q, [&](auto tag) {
+  detail::dispatch_compute(op, q, [&](auto tag) {
     using T = decltype(tag);
     const cudaStream_t stream = detail::stream_of(q);
     const T* pq = detail::ptr<T>(op, "q", q);

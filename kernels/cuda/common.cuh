@@ -48,17 +48,6 @@ void dispatch_compute(std::string_view op, const Tensor& t, F&& f) {
   }
 }
 
-// As dispatch_compute without f16: f32 or bf16 only. Kept for attention, which does not
-// compute in f16 yet; every other kernel uses dispatch_compute.
-template <typename F>
-void dispatch_float(std::string_view op, const Tensor& t, F&& f) {
-  switch (t.dtype()) {
-    case DType::f32: f(float{}); return;
-    case DType::bf16: f(bf16_t{}); return;
-    default: fail(op, str_cat("expects f32 or bf16 on CUDA, got ", t.str()));
-  }
-}
-
 // Pointer to the data of `t` as T; throws naming `op` and the argument on misuse.
 template <typename T>
 T* ptr(std::string_view op, std::string_view arg, const Tensor& t) {

@@ -12,10 +12,6 @@ Precision resolve_precision(const std::string& precision, Device device) {
            "' needs a CUDA device; this rank computes on ", device.str(),
            " and the CPU backend trains in fp32 (set precision: fp32)");
   if (precision == "bf16") return {DType::bf16, false};
-  TN_CHECK(kCudaAttentionF16, "train",
-           "precision 'fp16' needs every CUDA kernel in f16, and the attention kernel "
-           "(kernels/cuda/attention.cu) computes in f32 and bf16 only; use precision: bf16 "
-           "(same speed on tensor cores, no loss scaling needed)");
   return {DType::f16, true};
 }
 

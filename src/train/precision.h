@@ -5,8 +5,7 @@
 //         statistics, the loss and its logsumexp stay f32. No loss scaling (bf16 has f32's
 //         exponent range).
 //   fp16: as bf16 with f16 compute, plus dynamic loss scaling (optim::GradScaler).
-// The CPU backend computes in f32 only; the CUDA kernels in f32, bf16 and f16, except
-// attention, which has no f16 yet (kCudaAttentionF16): until it has, fp16 is refused.
+// The CPU backend computes in f32 only; the CUDA kernels in f32, bf16 and f16.
 #pragma once
 
 #include <string>
@@ -16,10 +15,6 @@
 #include "optim/grad_scaler.h"
 
 namespace ternion::train {
-
-// Whether kernels/cuda/attention.cu computes in f16. Every other CUDA kernel does, and
-// fp16 needs them all; set this when attention gains f16 (and its f16 kernel test).
-inline constexpr bool kCudaAttentionF16 = false;
 
 struct Precision {
   DType compute = DType::f32;

@@ -39,18 +39,11 @@ TEST(Precision, CudaBf16ComputesInBf16WithoutLossScaling) {
   EXPECT_FALSE(p.loss_scaling);
 }
 
-TEST(Precision, CudaFp16ComputesInF16WithLossScalingOnceAttentionHasF16) {
-  if (kCudaAttentionF16) {
-    const Precision p = resolve_precision("fp16", Device::cuda(0));
-    EXPECT_EQ(p.compute, DType::f16);
-    EXPECT_TRUE(p.loss_scaling);
-    EXPECT_TRUE(grad_scaler_options(p).enabled);
-  } else {
-    const std::string e = error_of("fp16", Device::cuda(0));
-    EXPECT_NE(e.find("precision 'fp16'"), std::string::npos) << e;
-    EXPECT_NE(e.find("attention"), std::string::npos) << e;
-    EXPECT_NE(e.find("bf16"), std::string::npos) << e;
-  }
+TEST(Precision, CudaFp16ComputesInF16WithLossScaling) {
+  const Precision p = resolve_precision("fp16", Device::cuda(0));
+  EXPECT_EQ(p.compute, DType::f16);
+  EXPECT_TRUE(p.loss_scaling);
+  EXPECT_TRUE(grad_scaler_options(p).enabled);
   EXPECT_NE(error_of("fp8", Device::cuda(0)).find("not one of"), std::string::npos);
 }
 
