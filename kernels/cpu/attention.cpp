@@ -136,11 +136,7 @@ void backward_impl(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
 
 void check_shapes(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                   const Tensor& out, const Tensor& lse) {
-  TN_CHECK(q.ndim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(), op,
-           "q, k, v must share one [B,H,T,D] shape, got ", q.str(), ", ", k.str(), ", ", v.str());
-  const Shape ls = {q.size(0), q.size(1), q.size(2)};
-  TN_CHECK(lse.shape() == ls, op, "lse must be [B,H,T] = ", shape_str(ls), ", got ", lse.str());
-  detail::check_numel(op, "out", out, q.numel());
+  check_attention(op, q, k, v, out, lse);
   detail::check_blas_size(op, {q.size(2), q.size(3)});
 }
 

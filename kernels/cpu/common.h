@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/checks.h"
 #include "kernels/kernels.h"
 
 namespace ternion::kernels::cpu::detail {
@@ -38,9 +39,7 @@ T* ptr(std::string_view op, std::string_view arg, const Tensor& t) {
   return t.numel() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
-inline void check_numel(std::string_view op, std::string_view arg, const Tensor& t, int64_t n) {
-  TN_CHECK(t.defined() && t.numel() == n, op, arg, " ", t.str(), " should have ", n, " elements");
-}
+using ::ternion::kernels::check_numel;
 
 // Reads an i32 or i64 index tensor as int64, checking 0 <= id < V.
 inline std::vector<int64_t> load_indices(std::string_view op, const Tensor& idx, int64_t V) {

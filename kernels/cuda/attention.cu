@@ -230,11 +230,7 @@ __global__ void attention_dq_kernel(const T* q, const T* k, const T* v, const T*
 
 void check_shapes(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                   const Tensor& out, const Tensor& lse) {
-  TN_CHECK(q.ndim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(), op,
-           "q, k, v must share one [B,H,T,D] shape, got ", q.str(), ", ", k.str(), ", ", v.str());
-  const Shape ls = {q.size(0), q.size(1), q.size(2)};
-  TN_CHECK(lse.shape() == ls, op, "lse must be [B,H,T] = ", shape_str(ls), ", got ", lse.str());
-  detail::check_numel(op, "out", out, q.numel());
+  check_attention(op, q, k, v, out, lse);
   TN_CHECK(q.size(0) * q.size(1) <= 65535, op, "B*H = ", q.size(0) * q.size(1),
            " exceeds the grid limit 65535");
   TN_CHECK(q.size(3) >= 1 && q.size(3) <= kMaxD, op, "head size D = ", q.size(3),

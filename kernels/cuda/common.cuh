@@ -17,6 +17,7 @@
 
 #include "core/cuda_allocator.h"
 #include "core/cuda_check.h"
+#include "kernels/checks.h"
 #include "kernels/kernels.h"
 
 namespace ternion::kernels::cuda::detail {
@@ -60,9 +61,7 @@ T* ptr(std::string_view op, std::string_view arg, const Tensor& t) {
   return t.numel() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
-inline void check_numel(std::string_view op, std::string_view arg, const Tensor& t, int64_t n) {
-  TN_CHECK(t.defined() && t.numel() == n, op, arg, " ", t.str(), " should have ", n, " elements");
-}
+using ::ternion::kernels::check_numel;
 
 inline cudaStream_t stream_of(const Tensor& t) { return cuda_compute_stream(t.device().index); }
 

@@ -117,17 +117,7 @@ void lt_gemm(const Problem& p, cudaDataType_t type, const void* a, const void* b
 
 void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
           double beta) {
-  TN_CHECK(a.ndim() == 3 && b.ndim() == 3 && c.ndim() == 3, "gemm", "expects 3-D tensors, got a ",
-           a.str(), ", b ", b.str(), ", c ", c.str());
-  const int64_t batch = c.size(0);
-  const int64_t M = trans_a ? a.size(2) : a.size(1), Ka = trans_a ? a.size(1) : a.size(2);
-  const int64_t Kb = trans_b ? b.size(2) : b.size(1), N = trans_b ? b.size(1) : b.size(2);
-  TN_CHECK((a.size(0) == batch || a.size(0) == 1) && (b.size(0) == batch || b.size(0) == 1) &&
-               Ka == Kb && c.size(1) == M && c.size(2) == N,
-           "gemm", "shape mismatch: a ", a.str(), trans_a ? "^T" : "", ", b ", b.str(),
-           trans_b ? "^T" : "", ", c ", c.str());
-  TN_CHECK(a.dtype() == c.dtype() && b.dtype() == c.dtype(), "gemm", "dtype mismatch: a ",
-           a.str(), ", b ", b.str(), ", c ", c.str());
+  const auto [batch, M, N, Ka] = check_gemm(a, trans_a, b, trans_b, c);
   for (int64_t s : {a.size(1), a.size(2), b.size(1), b.size(2), M, N, batch})
     TN_CHECK(s <= 2147483647, "gemm", "size ", s, " exceeds the cuBLAS int range");
   if (batch == 0 || M == 0 || N == 0) return;
