@@ -6,13 +6,11 @@
 set -euo pipefail
 TERNION=$1
 WORK=$2
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 export TERNION_COMM_TIMEOUT_S=20
-rm -rf "$WORK"
-mkdir -p "$WORK"
-python3 -c "import sys; sys.stdout.write(''.join('line %d: the quick brown fox jumps over the lazy dog.\n' % i for i in range(6000)))" > "$WORK/corpus.txt"
-"$TERNION" prepare --input "$WORK/corpus.txt" --output "$WORK/corpus.h5" --val-fraction 0.05 >/dev/null 2>&1
+e2e_fresh_workdir
+e2e_prepare_corpus 6000
 
 ARGS=(--config "$ROOT/configs/gpt-tiny-cpu.yaml" --set run.dir="$WORK/run" --set data.train="$WORK/corpus.h5"
       --set data.val= --set model.n_layer=2 --set model.n_embd=64 --set model.n_head=2

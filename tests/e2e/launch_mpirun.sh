@@ -5,12 +5,9 @@
 set -euo pipefail
 TERNION=$1
 WORK=$2
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-rm -rf "$WORK"
-mkdir -p "$WORK"
-python3 -c "import sys; sys.stdout.write(('the quick brown fox jumps over the lazy dog. ' * 3000))" \
-  > "$WORK/corpus.txt"
-"$TERNION" prepare --input "$WORK/corpus.txt" --output "$WORK/corpus.h5" --val-fraction 0.05 >/dev/null 2>&1
+source "$(dirname "$0")/lib.sh"
+e2e_fresh_workdir
+e2e_prepare_corpus 3000
 "$ROOT/launch/mpirun.sh" --help | grep -q -- "--hostfile" || { echo "FAIL: no usage text"; exit 1; }
 unset OMP_NUM_THREADS
 NCCL_DEBUG=WARN "$ROOT/launch/mpirun.sh" -n 2 --ternion "$TERNION" -- \

@@ -7,13 +7,10 @@
 set -euo pipefail
 TERNION=$1
 WORK=$2
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-rm -rf "$WORK"
-mkdir -p "$WORK"
+source "$(dirname "$0")/lib.sh"
+e2e_fresh_workdir
 command -v curl >/dev/null || { echo "monitor: curl not found; run scripts/setup.sh" >&2; exit 1; }
-python3 -c "import sys; sys.stdout.write(('the quick brown fox jumps over the lazy dog. ' * 5000))" \
-  > "$WORK/corpus.txt"
-"$TERNION" prepare --input "$WORK/corpus.txt" --output "$WORK/corpus.h5" --val-fraction 0.05 >/dev/null 2>&1
+e2e_prepare_corpus 5000
 PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 
 "$TERNION" train --config "$ROOT/configs/gpt-tiny-cpu.yaml" --set run.dir="$WORK/run" \

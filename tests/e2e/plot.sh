@@ -6,13 +6,10 @@
 set -euo pipefail
 TERNION=$1
 WORK=$2
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-rm -rf "$WORK"
-mkdir -p "$WORK"
+source "$(dirname "$0")/lib.sh"
+e2e_fresh_workdir
 command -v gnuplot >/dev/null || { echo "plot: gnuplot not found; run scripts/setup.sh" >&2; exit 1; }
-python3 -c "import sys; sys.stdout.write(('the quick brown fox jumps over the lazy dog. ' * 3000))" \
-  > "$WORK/corpus.txt"
-"$TERNION" prepare --input "$WORK/corpus.txt" --output "$WORK/corpus.h5" --val-fraction 0.05 >/dev/null 2>&1
+e2e_prepare_corpus 3000
 "$TERNION" train --config "$ROOT/configs/gpt-tiny-cpu.yaml" --set run.dir="$WORK/run" \
   --set data.train="$WORK/corpus.h5" --set data.val="$WORK/corpus_val.h5" \
   --set model.n_layer=1 --set model.n_embd=32 --set model.n_head=2 --set model.block_size=32 \

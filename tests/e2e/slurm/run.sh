@@ -77,9 +77,8 @@ done
 [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] || fail "the node did not come up idle: $(sinfo 2>&1)"
 echo "slurm e2e: cluster up (ctld port $CTLD_PORT, node e2e0 with 4 CPUs), $(srun --version)"
 
-python3 -c "import sys; sys.stdout.write(('the quick brown fox jumps over the lazy dog. ' * 5000))" \
-  > "$WORK/corpus.txt"
-"$TERNION" prepare --input "$WORK/corpus.txt" --output "$WORK/corpus.h5" --val-fraction 0.05 >/dev/null 2>&1
+source "$ROOT/tests/e2e/lib.sh"
+e2e_prepare_corpus 5000
 
 STEPS=200
 submit() {  # submit RUN_NAME: prints the job id
