@@ -65,9 +65,11 @@
   /* dlogits[N,V] = dloss / N * (softmax(logits) - onehot(targets)).                          */ \
   X(cross_entropy_backward, (const Tensor& logits, const Tensor& targets, const Tensor& lse,   \
                              double dloss, Tensor& dlogits))                                    \
-  /* out = x * keep / (1 - p), keep[i] = uniform_at(key, stream, i) >= p. The backward is the */ \
-  /* same kernel applied to dy with the same (key, stream).                                   */ \
-  X(dropout, (const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& out))         \
+  /* out = x * keep / (1 - p), keep[i] = uniform_at(key, stream, offset + i) >= p: `offset` */ \
+  /* is the global index of x's first element, so a part of a tensor draws that part of the  */ \
+  /* whole tensor's mask. The backward is the same kernel on dy with the same arguments.     */ \
+  X(dropout, (const Tensor& x, double p, uint64_t key, uint64_t stream, uint64_t offset,      \
+              Tensor& out))                                                                   \
   /* out = x converted to out's dtype, rounded to nearest even; same numel. CUDA converts     */ \
   /* between f32 and bf16 or f16 (mixed precision); the CPU between any floating dtypes.     */ \
   X(cast, (const Tensor& x, Tensor& out))                                                       \

@@ -516,9 +516,9 @@ TEST(Dropout, KeepRateScaleAndReproducibleMask) {
   const double p = 0.3;
   const Tensor x = Tensor::full({n}, 2.0);
   Tensor a = Tensor::empty({n}), b = Tensor::empty({n}), c = Tensor::empty({n});
-  dropout(x, p, 42, 7, a);
-  dropout(x, p, 42, 7, b);
-  dropout(x, p, 42, 8, c);
+  dropout(x, p, 42, 7, 0, a);
+  dropout(x, p, 42, 7, 0, b);
+  dropout(x, p, 42, 8, 0, c);
   const auto va = a.to_vector<float>(), vb = b.to_vector<float>(), vc = c.to_vector<float>();
   EXPECT_EQ(va, vb);
   EXPECT_NE(va, vc);
@@ -529,10 +529,26 @@ TEST(Dropout, KeepRateScaleAndReproducibleMask) {
     kept += keep;
   }
   EXPECT_NEAR(static_cast<double>(kept) / n, 1 - p, 0.01);
-  dropout(x, 1.0, 42, 7, a);
+  dropout(x, 1.0, 42, 7, 0, a);
   EXPECT_EQ(a.to_vector<float>(), std::vector<float>(n, 0.0f));
-  dropout(x, 0.0, 42, 7, a);
+  dropout(x, 0.0, 42, 7, 0, a);
   EXPECT_EQ(a.to_vector<float>(), x.to_vector<float>());
+}
+
+// A part of a tensor at global index `offset` draws exactly that part of the whole mask:
+// micro-batches and data-parallel ranks see the masks of one big batch.
+TEST(Dropout, OffsetSelectsTheSliceOfTheWholeMask) {
+  const int64_t n = 4096;
+  const Tensor x = Tensor::full({n}, 1.0);
+  Tensor whole = Tensor::empty({n});
+  dropout(x, 0.4, 9, 3, 0, whole);
+  const auto w = whole.to_vector<float>();
+  for (int64_t start : {int64_t{0}, int64_t{1000}, int64_t{3000}}) {
+    const Tensor part_in = Tensor::full({n - start}, 1.0);
+    Tensor part = Tensor::empty({n - start});
+    dropout(part_in, 0.4, 9, 3, static_cast<uint64_t>(start), part);
+    EXPECT_EQ(part.to_vector<float>(), std::vector<float>(w.begin() + start, w.end())) << start;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Inverted dropout, elementwise on any shape (as kernels/cpu/dropout.cpp):
 //   out[i] = keep[i] ? x[i] * scale : 0,  scale = f32(1 / (1 - p)),
-//   keep[i] = f64(uniform01(philox4x32(key, stream, i).v[0])) >= p       (overwrite; may alias x)
+//   keep[i] = f64(uniform01(philox4x32(key, stream, offset + i).v[0])) >= p      (overwrite; may alias x)
 // The mask is the same pure function of (key, stream, i) as on the CPU (core/rng.h, the same
 // Philox code compiled for the device), so CPU and CUDA drop the same elements and f32
 // outputs agree bit for bit. p == 1 drops everything without dividing by zero.
@@ -14,10 +14,10 @@ namespace {
 
 template <typename T>
 __global__ void dropout_kernel(const T* x, T* out, int64_t n, double p, float scale, uint64_t key,
-                               uint64_t stream) {
+                               uint64_t stream, uint64_t offset) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
-    const float u = uniform01(philox4x32(key, stream, static_cast<uint64_t>(i)).v[0]);
+    const float u = uniform01(philox4x32(key, stream, offset + static_cast<uint64_t>(i)).v[0]);
     const bool keep = static_cast<double>(u) >= p;
     out[i] = keep ? detail::from_f<T>(detail::to_f(x[i]) * scale) : detail::from_f<T>(0.f);
   }
@@ -25,7 +25,7 @@ __global__ void dropout_kernel(const T* x, T* out, int64_t n, double p, float sc
 
 }  // namespace
 
-void dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& out) {
+void dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, uint64_t offset, Tensor& out) {
   TN_CHECK(p >= 0.0 && p <= 1.0, "dropout", "p must be in [0, 1], got ", p);
   const int64_t n = x.numel();
   detail::check_numel("dropout", "out", out, n);
@@ -35,7 +35,7 @@ void dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, Tensor& o
     using T = decltype(tag);
     dropout_kernel<T><<<detail::grid_for(n), detail::kThreads, 0, detail::stream_of(x)>>>(
         detail::ptr<T>("dropout", "x", x), detail::ptr<T>("dropout", "out", out), n, p, scale,
-        key, stream);
+        key, stream, offset);
     TN_CUDA_CHECK_LAUNCH("dropout");
   });
 }

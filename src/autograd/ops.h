@@ -38,8 +38,10 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v);
 // Mean over tokens of -log softmax(logits)[target]: logits [...,V], targets [...] ints.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
 // Keeps each element with probability 1-p, scaling by 1/(1-p); the mask is a pure
-// function of (key, stream, element index), so a recomputation reproduces it.
-Tensor dropout(const Tensor& x, double p, uint64_t key, uint64_t stream);
+// function of (key, stream, offset + element index), so a recomputation reproduces it and
+// a part of a larger tensor (x's first element at global index `offset`) draws that part
+// of the whole tensor's mask.
+Tensor dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, uint64_t offset = 0);
 
 // Shapes. reshape and transpose return views where the layout allows.
 Tensor reshape(const Tensor& x, const Shape& shape);

@@ -100,6 +100,7 @@ TEST(Gradcheck, CrossEntropy) {
 
 TEST(Gradcheck, Dropout) {
   expect_gradcheck([](auto& in) { return dropout(in[0], 0.3, 1234, 5); }, {param({4, 9}, 39)});
+  expect_gradcheck([](auto& in) { return dropout(in[0], 0.3, 1234, 5, 777); }, {param({4, 9}, 40)});
 }
 
 TEST(Gradcheck, ShapeOps) {

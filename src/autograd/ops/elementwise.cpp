@@ -122,18 +122,19 @@ class Gelu final : public Node {
 
 class Dropout final : public Node {
  public:
-  Dropout(double p, uint64_t key, uint64_t stream) : p_(p), key_(key), stream_(stream) {}
+  Dropout(double p, uint64_t key, uint64_t stream, uint64_t offset)
+      : p_(p), key_(key), stream_(stream), offset_(offset) {}
   std::string_view name() const override { return "Dropout"; }
   std::vector<Tensor> backward(std::vector<Tensor>& grads) override {
     Tensor g = grads[0].contiguous();
     Tensor dx = empty_like(g);
-    TN_KERNEL(dropout, g.device(), g, p_, key_, stream_, dx);  // same mask and scale
+    TN_KERNEL(dropout, g.device(), g, p_, key_, stream_, offset_, dx);  // same mask and scale
     return {dx};
   }
 
  private:
   double p_;
-  uint64_t key_, stream_;
+  uint64_t key_, stream_, offset_;
 };
 
 class Sum final : public Node {
@@ -208,13 +209,13 @@ Tensor gelu(const Tensor& x) {
   return y;
 }
 
-Tensor dropout(const Tensor& x, double p, uint64_t key, uint64_t stream) {
+Tensor dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, uint64_t offset) {
   check_float(x, "dropout", "input");
   TN_CHECK(p >= 0.0 && p < 1.0, "dropout", "p must be in [0, 1), got ", p);
   if (p == 0.0) return x;
   Tensor y = empty_like(x);
-  TN_KERNEL(dropout, x.device(), x.contiguous(), p, key, stream, y);
-  record<Dropout>({x}, {y}, p, key, stream);
+  TN_KERNEL(dropout, x.device(), x.contiguous(), p, key, stream, offset, y);
+  record<Dropout>({x}, {y}, p, key, stream, offset);
   return y;
 }
 
