@@ -54,6 +54,27 @@ TEST(Engine, SavedTensorsReleasedAfterBackward) {
   EXPECT_THROW(backward(sum(y)), Error);  // graph is gone: a clear error, not garbage
 }
 
+// Saved activations are counted once per storage, parameters not at all, and released
+// with the graph.
+TEST(Engine, SavedStatsCountActivationsOnce) {
+  const size_t base = saved_stats().bytes;
+  reset_saved_peak();
+  Tensor w = leaf({64}, 3);      // a parameter: saved by mul, never counted
+  Tensor x = randn({64}, 4);     // an input that needs no grad: counted
+  Tensor h = mul(x, w);          // saves x and w
+  Tensor y = mul(h, h);          // saves h twice: one storage
+  const size_t held = saved_stats().bytes - base;
+  EXPECT_EQ(held, x.nbytes() + h.nbytes());
+  backward(sum(y));
+  EXPECT_EQ(saved_stats().bytes, base);
+  EXPECT_GE(saved_stats().peak - base, held);
+  {
+    Tensor z = mul(x, w);  // a graph dropped without backward releases its bytes too
+    EXPECT_EQ(saved_stats().bytes - base, x.nbytes());
+  }
+  EXPECT_EQ(saved_stats().bytes, base);
+}
+
 TEST(Engine, RetainGraphAllowsSecondBackward) {
   Tensor x = leaf({2}, 5);
   Tensor y = sum(gelu(x));

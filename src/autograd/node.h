@@ -32,9 +32,19 @@ struct AutogradMeta {
   std::vector<GradReadyHook> ready_hooks;  // leaves: run after each accumulation
 };
 
+// Bytes of activations the graph holds for backward: distinct storages of saved tensors,
+// parameters (leaves that require grad) excluded. Process-wide, like the allocator's
+// statistics; the trainer reads the peak of each step for memory.json.
+struct SavedStats {
+  size_t bytes = 0;  // held now
+  size_t peak = 0;   // high-water mark since the last reset_saved_peak()
+};
+SavedStats saved_stats();
+void reset_saved_peak();
+
 class Node : public std::enable_shared_from_this<Node> {
  public:
-  virtual ~Node() = default;
+  virtual ~Node();
   virtual std::string_view name() const = 0;
 
   // grads[i] is d(loss)/d(output i) (the engine passes zeros for outputs that got no
@@ -50,14 +60,11 @@ class Node : public std::enable_shared_from_this<Node> {
   // Saved tensors are dropped after the node's backward ran once (unless the engine
   // was asked to retain the graph).
   size_t num_saved() const { return saved_.size(); }
-  void release_saved() { saved_.clear(); }
+  void release_saved();
 
  protected:
   // Saves `t` for the backward and returns its slot.
-  size_t save(const Tensor& t) {
-    saved_.push_back(t);
-    return saved_.size() - 1;
-  }
+  size_t save(const Tensor& t);
   const Tensor& saved(size_t slot) const;
 
  private:
