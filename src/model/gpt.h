@@ -3,9 +3,10 @@
 // with fused qkv, GELU-tanh MLP), final LayerNorm, output head tied to wte.
 // Parameter names and shapes are nanoGPT's state_dict names and shapes.
 //
-// Seams for later parallelism: a Gpt owns a contiguous range of blocks (pipeline
-// stages), and each Parameter records the global shape it is a block of (tensor
-// parallel shards), so initialisation and checkpoints address the global tensor.
+// A Gpt is built for one shard of the model (GptShard: a range of layers, the embeddings,
+// the head, a tensor-parallel rank); its parameters are exactly that shard's, each
+// describing its boxes of the global tensor (parameter.h), so initialisation and
+// checkpoints address the global tensor. Layer names stay global.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/parameter.h"
 
 namespace ternion::model {
 
@@ -33,54 +35,87 @@ struct GptConfig {
   DType compute_dtype = DType::f32;
 };
 
-struct Parameter {
-  std::string name;    // nanoGPT state_dict name, e.g. "transformer.h.0.attn.c_attn.weight"
-  Tensor tensor;       // this process's part (today: the whole tensor)
-  Shape global_shape;  // shape of the whole parameter
-  Shape offsets;       // where `tensor` starts inside the global tensor
-  double init_std = 0; // N(0, init_std) for weights; 0 with init_value for LN/bias
-  double init_value = 0;
-  bool weight_decay = false;  // AdamW decays parameters with two or more dims
+// Which part of the model a Gpt holds: a contiguous range of global layers (a pipeline
+// stage), whether it holds the embeddings (first stage) and ln_f with the head (last
+// stage), and its tensor-parallel rank among tp_size. The default is the whole model.
+// A stage that holds the head but not the embeddings keeps a tied copy of wte.
+struct GptShard {
+  int64_t first_layer = 0;
+  int64_t num_layers = -1;  // -1: every layer from first_layer on
+  bool embeddings = true;
+  bool head = true;
+  int tp_rank = 0;
+  int tp_size = 1;
+};
+
+// What selects the dropout masks of one micro-batch: the run's key, the step, and the
+// global index of its first sample in the step's global batch. A mask element depends
+// only on (key, step, global layer, site, global sample, position, channel), never on how
+// the batch was split over ranks and micro-batches.
+struct DropoutContext {
+  uint64_t key = 0;
+  uint64_t step = 0;
+  int64_t sample_offset = 0;
 };
 
 class Gpt {
  public:
-  // Builds the parameters (uninitialised). Throws naming the key when the sizes do not fit.
-  explicit Gpt(const GptConfig& config);
+  // Builds the shard's parameters (uninitialised). Throws naming the key when the sizes
+  // do not fit or the shard lies outside the model.
+  explicit Gpt(const GptConfig& config, const GptShard& shard = {});
 
   // Initialises every parameter as a pure function of (seed, name, global index):
   // weights N(0, 0.02), both c_proj weights N(0, 0.02/sqrt(2L)), biases 0, LN weight 1.
-  // Drawn on the host and copied to config.device, so every device starts identical.
+  // Drawn on the host and copied to config.device, so every device and every layout
+  // starts identical.
   void init(uint64_t seed);
 
-  // idx, targets [B,T] (i32, on config.device). Returns the mean cross-entropy over the
-  // B*T tokens, an f32 scalar on config.device (f64 when the parameters are f64).
-  // dropout_seed/stream_base select the dropout masks (unused when dropout is 0);
-  // sample_offset is the global index of this batch's first sample, so masks do not
-  // depend on how the global batch was split across ranks and micro-batches.
+  // The forward in stage pieces (a pipeline stage runs the ones it holds):
+  // embed: idx [B,T] (i32) -> x [B,T,C] (token + position embedding, dropout).
+  Tensor embed(const Tensor& idx, const DropoutContext& d = {}) const;
+  // This shard's blocks: x [B,T,C] -> [B,T,C].
+  Tensor blocks(const Tensor& x, const DropoutContext& d = {}) const;
+  // ln_f, the tied head and the mean cross-entropy over the B*T tokens: x [B,T,C],
+  // targets [B,T] -> scalar (f32 on config.device, f64 when the parameters are f64).
+  Tensor head_loss(const Tensor& x, const Tensor& targets) const;
+  // ln_f and the tied head: x [B,T,C] -> logits [B,T,V].
+  Tensor head_logits(const Tensor& x) const;
+
+  // The whole chain, for a shard holding the whole model: idx, targets [B,T] -> loss.
+  // dropout_key/step/sample_offset select the masks (DropoutContext).
   Tensor loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key = 0,
               uint64_t step = 0, int64_t sample_offset = 0) const;
-  // idx [B,T] -> logits [B,T,V], no dropout.
+  // idx [B,T] -> logits [B,T,V], no dropout (whole model).
   Tensor logits(const Tensor& idx) const;
 
   const GptConfig& config() const { return config_; }
+  const GptShard& shard() const { return shard_; }
+  bool is_whole() const;  // holds every layer, the embeddings and the head, tp size 1
   std::vector<Parameter>& parameters() { return params_; }
   const std::vector<Parameter>& parameters() const { return params_; }
-  int64_t num_parameters() const;  // counts the tied head once
-  // Forward+backward FLOPs per token: 6N + 6·L·C·T (PaLM appendix B; N excludes wpe).
+  // The whole model's parameter count (every shard answers the same; the tied head once).
+  int64_t num_parameters() const;
+  // Elements this shard holds (tied copies included).
+  int64_t num_local_elements() const;
+  // Forward+backward FLOPs per token of the whole model: 6N + 6·L·C·T (PaLM appendix B;
+  // N excludes wpe).
   double flops_per_token() const;
 
  private:
   struct Block {
+    int64_t layer = 0;  // global layer index
     int wln1, bln1, wattn, battn, wproj, bproj, wln2, bln2, wfc, bfc, wmlp, bmlp;  // indices
   };
-  Tensor hidden(const Tensor& idx, uint64_t dropout_key, uint64_t step, int64_t sample_offset) const;
-  Tensor block_forward(const Block& b, const Tensor& x, uint64_t dropout_key, uint64_t stream_base) const;
-  int add_param(std::string name, Shape shape, double init_std, double init_value, bool decay);
+  Tensor block_forward(const Block& b, const Tensor& x, const DropoutContext& d) const;
+  // kind: how the parameter is split over tp (see gpt.cpp).
+  enum class Split { kReplicated, kColumn, kColumnQkv, kRow, kVocab };
+  int add_param(std::string name, Shape shape, Split split, double init_std, double init_value, bool decay);
   // Parameter i as the forward uses it: cast to config.compute_dtype when that is 16-bit.
   Tensor weight(int i) const;
+  void require(bool holds, const char* what) const;
 
   GptConfig config_;
+  GptShard shard_;
   std::vector<Parameter> params_;
   std::vector<Block> blocks_;
   int wte_ = -1, wpe_ = -1, lnf_w_ = -1, lnf_b_ = -1;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include "autograd/autograd.h"
 #include "autograd/gradcheck.h"
@@ -130,6 +131,139 @@ TEST(Gpt, BadSizesNameTheKey) {
   g.init(1);
   EXPECT_THROW(g.loss(ids(std::vector<int32_t>(12, 1), 2, 6), ids(std::vector<int32_t>(12, 1), 2, 6)), Error);
   EXPECT_THROW(g.loss(ids({11, 1}, 1, 2), ids({1, 1}, 1, 2)), Error);  // token >= vocab
+}
+
+// Every tp rank's and pipeline stage's parameters are exactly the matching boxes of the
+// whole model's, initialised identically; names stay global; each element is primary on
+// exactly one rank.
+TEST(Gpt, ShardsHoldTheBoxesOfTheWholeModel) {
+  GptConfig c = tiny();
+  c.n_layer = 4;
+  Gpt whole(c);
+  whole.init(9);
+  std::map<std::string, Tensor> full, covered;
+  for (const auto& p : whole.parameters()) {
+    full[p.name] = p.tensor;
+    covered[p.name] = Tensor::zeros(p.global_shape);
+  }
+  for (int tp = 0; tp < 2; ++tp) {
+    for (int stage = 0; stage < 2; ++stage) {
+      GptShard s;
+      s.first_layer = 2 * stage;
+      s.num_layers = 2;
+      s.embeddings = stage == 0;
+      s.head = stage == 1;
+      s.tp_rank = tp;
+      s.tp_size = 2;
+      Gpt g(c, s);
+      g.init(9);
+      EXPECT_FALSE(g.is_whole());
+      EXPECT_EQ(g.num_parameters(), whole.num_parameters());
+      for (const auto& p : g.parameters()) {
+        if (stage == 1) {
+          EXPECT_EQ(p.name.find("transformer.h.0."), std::string::npos) << p.name;
+        }
+        ASSERT_TRUE(full.count(p.name)) << p.name;
+        Parameter want = p;
+        want.tensor = Tensor::empty(p.tensor.shape());
+        load_from_full(want, full[p.name]);
+        EXPECT_EQ(p.tensor.to_vector<float>(), want.tensor.to_vector<float>()) << p.name;
+        EXPECT_EQ(p.tied_copy, stage == 1 && p.name == "transformer.wte.weight") << p.name;
+        if (!p.primary) continue;
+        // Count how often each element is primary: marks are added, not overwritten.
+        Parameter mark = p;
+        mark.tensor = Tensor::full(p.tensor.shape(), 1.0);
+        Tensor mask = Tensor::zeros(p.global_shape);
+        store_into_full(mark, mask);
+        auto now = covered[p.name].to_vector<float>();
+        const auto m = mask.to_vector<float>();
+        for (size_t i = 0; i < now.size(); ++i) now[i] += m[i];
+        covered[p.name] = Tensor::from_vector(now, p.global_shape);
+      }
+    }
+  }
+  for (const auto& [name, t] : covered)
+    EXPECT_EQ(t.to_vector<float>(), std::vector<float>(t.numel(), 1.0f)) << name << " is not covered once";
+}
+
+// Two pipeline stages compose to the whole model: same loss bit for bit (dropout on), and
+// the gradients of the whole model (wte: the first stage's plus the last stage's tied copy).
+TEST(Gpt, StagesComposeToTheWholeModel) {
+  GptConfig c = tiny();
+  c.n_layer = 3;
+  c.dropout = 0.2;
+  Gpt whole(c);
+  whole.init(4);
+  Gpt first(c, {.first_layer = 0, .num_layers = 1, .embeddings = true, .head = false});
+  Gpt last(c, {.first_layer = 1, .num_layers = 2, .embeddings = false, .head = true});
+  first.init(4);
+  last.init(4);
+  const Tensor x = ids({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 2, 5), y = ids({2, 3, 4, 5, 6, 7, 8, 9, 10, 0}, 2, 5);
+  const DropoutContext d{77, 5, 3};
+  Tensor lw = whole.loss(x, y, d.key, d.step, d.sample_offset);
+  Tensor act = first.blocks(first.embed(x, d), d);
+  Tensor lp = last.head_loss(last.blocks(act, d), y);
+  EXPECT_EQ(lw.item(), lp.item());
+  autograd::backward(lw);
+  autograd::backward(lp);
+  std::map<std::string, std::vector<float>> got;
+  for (const Gpt* g : {&first, &last}) {
+    for (const auto& p : g->parameters()) {
+      auto v = autograd::grad(p.tensor).to_vector<float>();
+      auto& acc = got[p.name];
+      if (acc.empty()) acc.assign(v.size(), 0.0f);
+      for (size_t i = 0; i < v.size(); ++i) acc[i] += v[i];
+    }
+  }
+  ASSERT_EQ(got.size(), whole.parameters().size());
+  for (const auto& p : whole.parameters()) {
+    const auto want = autograd::grad(p.tensor).to_vector<float>();
+    ASSERT_EQ(got[p.name].size(), want.size()) << p.name;
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[p.name][i], want[i], 1e-6) << p.name << " " << i;
+  }
+  EXPECT_THROW(first.loss(x, y), Error);  // a stage is not the whole model
+  EXPECT_THROW(last.embed(x), Error);
+}
+
+// Dropout masks follow the global sample: a batch of 4 split into two micro-batches of 2
+// (samples 0-1 at offset 0, 2-3 at offset 2) draws the masks of the whole batch.
+TEST(Gpt, DropoutMasksFollowTheGlobalSample) {
+  GptConfig c = tiny();
+  c.dropout = 0.3;
+  Gpt g(c);
+  g.init(2);
+  std::vector<int32_t> xi, yi;
+  for (int i = 0; i < 20; ++i) {
+    xi.push_back((i * 3 + 1) % 11);
+    yi.push_back((i * 5 + 2) % 11);
+  }
+  const Tensor x = ids(xi, 4, 5), y = ids(yi, 4, 5);
+  const double all = g.loss(x, y, 5, 1, 0).item();
+  const auto half = [&](int h) {
+    std::vector<int32_t> a(xi.begin() + 10 * h, xi.begin() + 10 * (h + 1)), b(yi.begin() + 10 * h, yi.begin() + 10 * (h + 1));
+    return g.loss(ids(a, 2, 5), ids(b, 2, 5), 5, 1, 2 * h).item();
+  };
+  EXPECT_NEAR((half(0) + half(1)) / 2, all, 1e-6 * all);
+  // The offset matters: the second half drawn at offset 0 gets other masks.
+  std::vector<int32_t> a(xi.begin() + 10, xi.end()), b(yi.begin() + 10, yi.end());
+  EXPECT_NE(g.loss(ids(a, 2, 5), ids(b, 2, 5), 5, 1, 0).item(), half(1));
+}
+
+TEST(Gpt, BadShardsNameTheProblem) {
+  GptConfig c = tiny();
+  EXPECT_THROW(Gpt(c, {.first_layer = 1, .num_layers = 2}), Error);
+  EXPECT_THROW(Gpt(c, {.tp_rank = 2, .tp_size = 2}), Error);
+  c.n_head = 2;
+  EXPECT_THROW(Gpt(c, {.tp_rank = 0, .tp_size = 4}), Error);  // heads not divisible
+}
+
+TEST(Gpt, ParameterCountIsTheWholeModels) {
+  GptConfig c = tiny();
+  Gpt g(c);
+  int64_t n = 0;
+  for (const auto& p : g.parameters()) n += shape_numel(p.global_shape);
+  EXPECT_EQ(g.num_parameters(), n);
+  EXPECT_EQ(g.num_local_elements(), n);
 }
 
 }  // namespace
