@@ -26,16 +26,18 @@ void AdamW::step(double lr) {
   }
 }
 
-double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
+double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm,
+                      const std::function<double(double)>& sum_over_groups) {
   double total = 0;
   Tensor out = Tensor::empty({}, DType::f64);
   for (const ParamRef& p : params) {
     Tensor g = autograd::grad(p.param);
-    if (!g.defined()) continue;
+    if (!g.defined() || !p.primary) continue;
     Tensor o = out.to(g.device());
     TN_KERNEL(sum_squares, g.device(), g, o);
     total += o.item();
   }
+  if (sum_over_groups) total = sum_over_groups(total);
   const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) {
     const double coef = max_norm / (norm + 1e-6);

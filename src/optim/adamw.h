@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct ParamRef {
   std::string name;
   Tensor param;
   bool weight_decay = false;
+  // Counted in the global gradient norm. False for a copy another rank counts: a tied
+  // copy (the head's wte on the last pipeline stage), a tp-replicated parameter on tp
+  // ranks other than 0 (model::Parameter::primary).
+  bool primary = true;
 };
 
 class AdamW {
@@ -52,8 +57,12 @@ class AdamW {
 
 // Global L2 norm of the gradients (accumulated in f64), then, when max_norm > 0 and the
 // norm exceeds it, every gradient scaled by max_norm / (norm + 1e-6). Returns the norm
-// before clipping.
-double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm);
+// before clipping. The sum of squares covers the primary parameters of this rank, then
+// `sum_over_groups` (when given) adds the other ranks' sums: with the model split over
+// tp and pp it all-reduces over those groups, so every rank gets the norm of the whole
+// model with each replicated or tied parameter counted once.
+double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm,
+                      const std::function<double(double)>& sum_over_groups = {});
 
 // nanoGPT's schedule: linear warmup lr·(step+1)/(warmup+1) for step < warmup, then cosine
 // from lr down to min_lr at `total_steps` ("cosine"), or lr held ("constant").

@@ -60,6 +60,25 @@ TEST(ClipGradNorm, ScalesOnlyAboveTheMax) {
   EXPECT_NEAR(autograd::grad(b).item(), 4.0 / (5.0 + 1e-6), 1e-12);
 }
 
+// The norm of a model split over ranks: this rank's primary parameters, plus what the
+// group sum adds (here: another rank holding a gradient of norm 12); copies that another
+// rank counts are scaled but not counted.
+TEST(ClipGradNorm, GlobalOverGroupsCountsPrimaryCopiesOnce) {
+  Tensor a = Tensor::from_vector<double>({3.0}, {1}), tied = Tensor::from_vector<double>({1.0}, {1});
+  autograd::set_requires_grad(a);
+  autograd::set_requires_grad(tied);
+  autograd::backward(autograd::add(autograd::scale(a, 3.0), autograd::scale(tied, 4.0)));  // grads 3, 4
+  std::vector<ParamRef> refs{{"a", a, true, true}, {"wte copy", tied, true, false}};
+  double seen = -1;
+  const double norm = clip_grad_norm(refs, 1.0, [&](double local) {
+    seen = local;
+    return local + 144.0;
+  });
+  EXPECT_DOUBLE_EQ(seen, 9.0);   // the tied copy is not in this rank's sum
+  EXPECT_DOUBLE_EQ(norm, std::sqrt(9.0 + 144.0));
+  EXPECT_NEAR(autograd::grad(tied).item(), 4.0 / (norm + 1e-6), 1e-12);  // but it is clipped
+}
+
 TEST(Schedule, WarmupCosineConstant) {
   EXPECT_DOUBLE_EQ(learning_rate(0, 100, 10, 1.0, 0.1, "cosine"), 1.0 / 11);
   EXPECT_DOUBLE_EQ(learning_rate(9, 100, 10, 1.0, 0.1, "cosine"), 10.0 / 11);
