@@ -38,7 +38,7 @@ int Gpt::add_param(std::string name, Shape shape, Split split, double init_std, 
   // Even ranges of a dim over the tp ranks (the vocabulary may split unevenly).
   const auto range = [&](int64_t n) { return std::pair<int64_t, int64_t>{n * r / t, n * (r + 1) / t}; };
   std::vector<Box> boxes;
-  switch (split) {
+  switch (t == 1 ? Split::kReplicated : split) {  // one rank holds every parameter whole
     case Split::kReplicated: boxes = whole_box(shape); break;
     case Split::kColumn:
     case Split::kVocab: {

@@ -39,6 +39,7 @@ TEST(Gpt, NanoGptNamesAndShapes) {
   EXPECT_EQ(p.back().name, "transformer.ln_f.bias");
   EXPECT_TRUE(p[4].weight_decay);
   EXPECT_FALSE(p[5].weight_decay);  // biases and LayerNorm parameters are not decayed
+  for (const auto& q : p) EXPECT_TRUE(q.is_whole() && q.primary && !q.tied_copy) << q.name;
 }
 
 TEST(Gpt, InitFollowsNanoGpt) {
@@ -158,6 +159,13 @@ TEST(Gpt, ShardsHoldTheBoxesOfTheWholeModel) {
       Gpt g(c, s);
       g.init(9);
       EXPECT_FALSE(g.is_whole());
+      for (const auto& p : g.parameters()) {
+        const bool qkv = p.name.find("c_attn") != std::string::npos;
+        EXPECT_EQ(p.boxes.size(), qkv ? 3u : 1u) << p.name;  // the q, k and v rows of its head
+        EXPECT_EQ(p.tp_replicated, p.name.find("ln_") != std::string::npos || p.name.find("wpe") != std::string::npos ||
+                                       p.name.find("c_proj.bias") != std::string::npos)
+            << p.name;
+      }
       EXPECT_EQ(g.num_parameters(), whole.num_parameters());
       for (const auto& p : g.parameters()) {
         if (stage == 1) {
