@@ -1,6 +1,6 @@
 # Communicators and the MPI runtime (ternion_comm): MPI for host tensors, NCCL for CUDA
 # tensors in CUDA builds (nccl_stub.cpp otherwise).
-set(comm_sources communicator.cpp mpi_communicator.cpp runtime.cpp)
+set(comm_sources communicator.cpp mpi_engine.cpp mpi_communicator.cpp runtime.cpp)
 if(TERNION_HAVE_CUDA)
   list(APPEND comm_sources nccl_communicator.cpp)
 else()

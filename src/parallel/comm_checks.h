@@ -21,5 +21,9 @@ void check_all_gather_v(const Communicator& c, const Tensor& in, const Tensor& o
                         const std::vector<int64_t>& counts);
 // 0 <= r < size() (a root or a peer); a peer must not be this rank.
 void check_group_rank(const Communicator& c, const char* op, int r, bool is_peer);
+// Each op: a defined contiguous tensor, a peer other than this rank, 0 <= tag <= kMaxTag.
+void check_p2p(const Communicator& c, const std::vector<P2POp>& ops);
+// "send" or "recv" for a single op, else "exchange" (names in errors and timeouts).
+const char* p2p_name(const std::vector<P2POp>& ops);
 
 }  // namespace ternion::parallel

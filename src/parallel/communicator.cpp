@@ -76,6 +76,124 @@ void check_group_rank(const Communicator& c, const char* op, int r, bool is_peer
   TN_CHECK(!is_peer || r != c.rank(), op, "peer ", r, " is this rank");
 }
 
+void check_p2p(const Communicator& c, const std::vector<P2POp>& ops) {
+  for (const P2POp& op : ops) {
+    const char* name = op.kind == P2POp::Kind::kSend ? "send" : "recv";
+    check_tensor(c, name, op.tensor);
+    check_group_rank(c, name, op.peer, true);
+    TN_CHECK(op.tag >= 0 && op.tag <= kMaxTag, name, "tag ", op.tag, " outside [0, ", kMaxTag, "] in ",
+             c.describe());
+  }
+}
+
+const char* p2p_name(const std::vector<P2POp>& ops) {
+  if (ops.size() != 1) return "exchange";
+  return ops[0].kind == P2POp::Kind::kSend ? "send" : "recv";
+}
+
+// ---- the public calls: check, count, skip what moves nothing, then the backend ----
+
+namespace {
+
+class DoneWork final : public Work {
+ public:
+  void wait() override {}
+  bool test() override { return true; }
+};
+
+std::unique_ptr<Work> done() { return std::make_unique<DoneWork>(); }
+
+// A blocking call's result: waits for whatever the backend left running.
+void finish(std::unique_ptr<Work> w) {
+  if (w) w->wait();
+}
+
+}  // namespace
+
+void Communicator::count(int64_t bytes) {
+  if (size() > 1) bytes_sent_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+int64_t Communicator::bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }
+
+// nccl-tests' bus bytes: all-reduce 2(n-1)/n·S; gathers and scatters (n-1)/n of the full buffer.
+static int64_t all_reduce_bytes(int n, int64_t s) { return 2 * (n - 1) * s / n; }
+static int64_t gather_bytes(int n, int64_t full) { return (n - 1) * full / n; }
+
+void Communicator::all_reduce(Tensor& t, ReduceOp op) {
+  check_tensor(*this, "all_reduce", t);
+  count(all_reduce_bytes(size(), static_cast<int64_t>(t.nbytes())));
+  if (t.numel()) finish(do_all_reduce(t, op, true));
+}
+
+std::unique_ptr<Work> Communicator::all_reduce_async(Tensor& t, ReduceOp op) {
+  check_tensor(*this, "all_reduce", t);
+  count(all_reduce_bytes(size(), static_cast<int64_t>(t.nbytes())));
+  return t.numel() ? do_all_reduce(t, op, false) : done();
+}
+
+void Communicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
+  check_reduce_scatter(*this, in, out);
+  count(gather_bytes(size(), static_cast<int64_t>(in.nbytes())));
+  if (out.numel()) finish(do_reduce_scatter(in, out, op, true));
+}
+
+std::unique_ptr<Work> Communicator::reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) {
+  check_reduce_scatter(*this, in, out);
+  count(gather_bytes(size(), static_cast<int64_t>(in.nbytes())));
+  return out.numel() ? do_reduce_scatter(in, out, op, false) : done();
+}
+
+void Communicator::all_gather(const Tensor& in, Tensor& out) {
+  check_all_gather(*this, in, out);
+  count(gather_bytes(size(), static_cast<int64_t>(out.nbytes())));
+  if (in.numel()) finish(do_all_gather(in, out, true));
+}
+
+std::unique_ptr<Work> Communicator::all_gather_async(const Tensor& in, Tensor& out) {
+  check_all_gather(*this, in, out);
+  count(gather_bytes(size(), static_cast<int64_t>(out.nbytes())));
+  return in.numel() ? do_all_gather(in, out, false) : done();
+}
+
+void Communicator::all_gather_v(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) {
+  check_all_gather_v(*this, in, out, counts);
+  count(gather_bytes(size(), static_cast<int64_t>(out.nbytes())));
+  if (out.numel()) do_all_gather_v(in, out, counts);
+}
+
+void Communicator::broadcast(Tensor& t, int root) {
+  check_tensor(*this, "broadcast", t);
+  check_group_rank(*this, "broadcast", root, false);
+  count(static_cast<int64_t>(t.nbytes()));
+  if (t.numel()) do_broadcast(t, root);
+}
+
+void Communicator::send(const Tensor& t, int peer, int tag) { send_async(t, peer, tag)->wait(); }
+void Communicator::recv(Tensor& t, int peer, int tag) { recv_async(t, peer, tag)->wait(); }
+
+std::unique_ptr<Work> Communicator::send_async(const Tensor& t, int peer, int tag) {
+  return exchange({P2POp{P2POp::Kind::kSend, t, peer, tag}});
+}
+
+std::unique_ptr<Work> Communicator::recv_async(Tensor& t, int peer, int tag) {
+  return exchange({P2POp{P2POp::Kind::kRecv, t, peer, tag}});
+}
+
+std::unique_ptr<Work> Communicator::exchange(const std::vector<P2POp>& ops) {
+  check_p2p(*this, ops);
+  std::vector<P2POp> moving;
+  int64_t sent = 0;
+  for (const P2POp& op : ops) {
+    if (op.kind == P2POp::Kind::kSend) sent += static_cast<int64_t>(op.tensor.nbytes());
+    if (op.tensor.numel()) moving.push_back(op);  // the peer drops its empty match too
+  }
+  count(sent);
+  return moving.empty() ? done() : do_exchange(moving);
+}
+
+void Communicator::barrier() { do_barrier(); }
+
 // ---- host helpers ----
 
 std::vector<std::string> Communicator::all_gather_strings(const std::string& s) {
@@ -117,57 +235,31 @@ double Communicator::all_reduce_scalar(double v, ReduceOp op) {
 
 namespace {
 
-class DoneWork final : public Work {
- public:
-  void wait() override {}
-  bool test() override { return true; }
-};
-
 class SelfCommunicator final : public Communicator {
  public:
   SelfCommunicator(std::string name, int world_rank)
       : Communicator(std::move(name), {world_rank}, 0) {}
 
-  void all_reduce(Tensor& t, ReduceOp) override { check_tensor(*this, "all_reduce", t); }
-  std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op) override {
-    all_reduce(t, op);
-    return std::make_unique<DoneWork>();
+ protected:
+  std::unique_ptr<Work> do_all_reduce(Tensor&, ReduceOp, bool) override { return done(); }
+  std::unique_ptr<Work> do_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp, bool) override {
+    copy(in, out);
+    return done();
   }
-  void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp) override {
-    check_reduce_scatter(*this, in, out);
+  std::unique_ptr<Work> do_all_gather(const Tensor& in, Tensor& out, bool) override {
+    copy(in, out);
+    return done();
+  }
+  void do_all_gather_v(const Tensor& in, Tensor& out, const std::vector<int64_t>&) override { copy(in, out); }
+  void do_broadcast(Tensor&, int) override {}
+  // Unreachable: every peer is refused by check_p2p (a group of one has no other rank).
+  std::unique_ptr<Work> do_exchange(const std::vector<P2POp>&) override { return done(); }
+  void do_barrier() override {}
+
+ private:
+  static void copy(const Tensor& in, Tensor& out) {
     if (in.impl_ptr() != out.impl_ptr()) out.copy_(in.view(out.shape()));
   }
-  void all_gather(const Tensor& in, Tensor& out) override {
-    check_all_gather(*this, in, out);
-    if (in.impl_ptr() != out.impl_ptr()) out.copy_(in.view(out.shape()));
-  }
-  void all_gather_v(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) override {
-    check_all_gather_v(*this, in, out, counts);
-    if (in.impl_ptr() != out.impl_ptr()) out.copy_(in.view(out.shape()));
-  }
-  std::unique_ptr<Work> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) override {
-    reduce_scatter(in, out, op);
-    return std::make_unique<DoneWork>();
-  }
-  std::unique_ptr<Work> all_gather_async(const Tensor& in, Tensor& out) override {
-    all_gather(in, out);
-    return std::make_unique<DoneWork>();
-  }
-  void broadcast(Tensor& t, int root) override {
-    check_tensor(*this, "broadcast", t);
-    check_group_rank(*this, "broadcast", root, false);
-  }
-  void send(const Tensor&, int peer, int) override { check_group_rank(*this, "send", peer, true); }
-  void recv(Tensor&, int peer, int) override { check_group_rank(*this, "recv", peer, true); }
-  std::unique_ptr<Work> send_async(const Tensor& t, int peer, int tag) override {
-    send(t, peer, tag);
-    return nullptr;
-  }
-  std::unique_ptr<Work> recv_async(Tensor& t, int peer, int tag) override {
-    recv(t, peer, tag);
-    return nullptr;
-  }
-  void barrier() override {}
 };
 
 }  // namespace

@@ -31,6 +31,9 @@ TEST(comm_self, CollectivesAreTheIdentity) {
   EXPECT_EQ(v.to_vector<float>(), t.to_vector<float>());
   c->broadcast(t, 0);
   c->barrier();
+  c->all_reduce_scalar(1.0, ReduceOp::kSum);
+  c->all_gather_strings("abc");
+  EXPECT_EQ(c->bytes_sent(), 0) << "a group of one sends nothing";
 }
 
 TEST(comm_self, MisuseNamesTheOpAndShapes) {
@@ -43,6 +46,10 @@ TEST(comm_self, MisuseNamesTheOpAndShapes) {
   EXPECT_THROW(c->broadcast(t, 1), Error);
   EXPECT_THROW(c->send(t, 0), Error);
   EXPECT_THROW(c->recv(t, 1), Error);
+  EXPECT_THROW(c->send_async(t, 0), Error);
+  EXPECT_THROW(c->exchange({{P2POp::Kind::kRecv, t, 0, 0}}), Error) << "no peer in a group of one";
+  EXPECT_THROW(c->exchange({{P2POp::Kind::kSend, t, 1, 0}}), Error);
+  EXPECT_TRUE(c->exchange({})->test());
   Tensor nc = Tensor::zeros({2, 3}).transpose(0, 1);
   try {
     c->all_reduce(nc, ReduceOp::kSum);

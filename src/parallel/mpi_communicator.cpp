@@ -1,20 +1,14 @@
-// MPI backend: an ordered operation engine (communication thread, inline fast path,
-// watchdog) and the collectives written against it. See mpi_communicator.h.
+// MPI backend: the collectives and point-to-point operations as functions an MpiEngine
+// runs (mpi_engine.h), and the communicator that issues them. See mpi_communicator.h.
 #include "parallel/mpi_communicator.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <climits>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <functional>
-#include <mutex>
-#include <thread>
 #include <type_traits>
 
 #include "parallel/comm_checks.h"
+#include "parallel/mpi_engine.h"
 #include "parallel/nccl_communicator.h"
 
 namespace ternion::parallel {
@@ -29,9 +23,6 @@ std::string mpi_error_string(int code) {
 namespace {
 
 int64_t g_max_count = INT_MAX;
-using Clock = std::chrono::steady_clock;
-using Requests = std::vector<MPI_Request>;
-using OpFn = std::function<void(Requests&)>;  // issues MPI calls; may leave requests to poll
 
 MPI_Datatype mpi_type(DType d) {
   switch (d) {
@@ -62,220 +53,9 @@ void divide(Tensor& t, int n) {
   });
 }
 
-struct OpState {
-  std::atomic<bool> done{false};
-};
-
-struct Op {
-  const char* name = nullptr;
-  OpFn fn;
-  std::shared_ptr<OpState> state;
-};
-
-// Runs a group's MPI operations one at a time in issue order, on its own thread or,
-// when idle, on the caller's; enforces the timeout on each.
-class Engine {
- public:
-  Engine(MPI_Comm comm, std::string describe, std::chrono::milliseconds timeout)
-      : comm_(comm), describe_(std::move(describe)), timeout_(timeout) {
-    thread_ = std::thread([this] { loop(); });
-    dog_ = std::thread([this] { watchdog(); });
-  }
-  ~Engine() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    work_cv_.notify_all();
-    dog_cv_.notify_all();
-    thread_.join();
-    dog_.join();
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
-  }
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
-
-  MPI_Comm comm() const { return comm_; }
-  const std::string& describe() const { return describe_; }
-  std::chrono::milliseconds timeout() const { return timeout_; }
-
-  std::shared_ptr<OpState> submit(const char* name, OpFn fn) {
-    auto state = std::make_shared<OpState>();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(Op{name, std::move(fn), state});
-    }
-    work_cv_.notify_one();
-    return state;
-  }
-
-  // A collective (fn leaves no requests) run to completion: inline when idle.
-  void run_blocking(const char* name, OpFn fn) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!queue_.empty() || running_) {
-        lock.unlock();
-        wait(*submit(name, std::move(fn)));
-        return;
-      }
-      begin_locked(name);
-    }
-    Requests reqs;
-    try {
-      fn(reqs);
-    } catch (...) {
-      end();
-      throw;
-    }
-    end();
-  }
-
-  void wait(const OpState& s) {
-    if (s.done.load(std::memory_order_acquire)) return;
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return s.done.load(std::memory_order_acquire); });
-  }
-
- private:
-  struct Pending {
-    Requests reqs;
-    std::shared_ptr<OpState> state;
-    const char* name;
-    Clock::time_point deadline;
-  };
-
-  void begin_locked(const char* name) {
-    running_ = true;
-    busy_name_ = name;
-    busy_deadline_ = Clock::now() + timeout_;
-  }
-  void end() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      running_ = false;
-      busy_name_ = nullptr;
-    }
-    work_cv_.notify_one();
-  }
-  void complete(OpState& s) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      s.done.store(true, std::memory_order_release);
-    }
-    done_cv_.notify_all();
-  }
-  std::string timeout_message(const char* name) const {
-    return str_cat(name, " timed out after ", static_cast<double>(timeout_.count()) / 1000.0, "s in ",
-                   describe_, "; a peer died or never arrived");
-  }
-
-  void loop() {
-    int idle_polls = 0;
-    for (;;) {
-      Op op;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        auto ready = [&] { return stop_ || (!queue_.empty() && !running_); };
-        if (pending_.empty()) {
-          work_cv_.wait(lock, ready);
-        } else if (idle_polls > 200) {  // spin briefly on fresh requests, then back off
-          work_cv_.wait_for(lock, std::chrono::microseconds(200), ready);
-        }
-        if (!queue_.empty() && !running_) {
-          op = std::move(queue_.front());
-          queue_.pop_front();
-          begin_locked(op.name);
-        } else if (stop_ && queue_.empty() && pending_.empty() && !running_) {
-          return;
-        }
-      }
-      if (op.fn) {
-        Requests reqs;
-        try {
-          op.fn(reqs);
-        } catch (const std::exception& e) {
-          fatal(str_cat(op.name, " failed in ", describe_, ": ", e.what()));
-        }
-        end();
-        if (reqs.empty()) {
-          complete(*op.state);
-        } else {
-          pending_.push_back(Pending{std::move(reqs), op.state, op.name, Clock::now() + timeout_});
-        }
-        idle_polls = 0;
-      }
-      poll_pending(idle_polls);
-    }
-  }
-
-  void poll_pending(int& idle_polls) {
-    if (pending_.empty()) return;
-    const auto now = Clock::now();
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      int flag = 0;
-      TN_MPI_CHECK(MPI_Testall(static_cast<int>(it->reqs.size()), it->reqs.data(), &flag,
-                               MPI_STATUSES_IGNORE),
-                   describe_);
-      if (flag) {
-        complete(*it->state);
-        it = pending_.erase(it);
-        idle_polls = 0;
-      } else {
-        if (now > it->deadline) fatal(timeout_message(it->name));
-        ++it;
-      }
-    }
-    ++idle_polls;
-    if (idle_polls <= 200) std::this_thread::yield();
-  }
-
-  void watchdog() {
-    const auto period = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(100), timeout_);
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      dog_cv_.wait_for(lock, period);
-      if (busy_name_ && Clock::now() > busy_deadline_) {
-        std::string msg = timeout_message(busy_name_);
-        lock.unlock();
-        fatal(msg);
-      }
-    }
-  }
-
-  MPI_Comm comm_;
-  const std::string describe_;
-  const std::chrono::milliseconds timeout_;
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_, dog_cv_;
-  std::deque<Op> queue_;
-  bool running_ = false;  // an operation is executing (here or inline)
-  bool stop_ = false;
-  const char* busy_name_ = nullptr;
-  Clock::time_point busy_deadline_;
-  std::vector<Pending> pending_;  // communication thread only
-  std::thread thread_, dog_;
-};
-
-class MpiWork final : public Work {
- public:
-  MpiWork(std::shared_ptr<Engine> engine, std::shared_ptr<OpState> state)
-      : engine_(std::move(engine)), state_(std::move(state)) {}
-  ~MpiWork() override { wait(); }
-  void wait() override {
-    if (state_) engine_->wait(*state_);
-  }
-  bool test() override { return !state_ || state_->done.load(std::memory_order_acquire); }
-
- private:
-  std::shared_ptr<Engine> engine_;
-  std::shared_ptr<OpState> state_;  // null: nothing to do (empty tensors)
-};
-
 // ---- the operations, as functions the engine runs ----
 
-void allreduce_chunks(const Engine& e, const Tensor& t, ReduceOp op) {
+void allreduce_chunks(const MpiEngine& e, const Tensor& t, ReduceOp op) {
   const int64_t n = t.numel();
   const size_t es = dtype_size(t.dtype());
   for (int64_t off = 0; off < n; off += g_max_count) {
@@ -286,7 +66,7 @@ void allreduce_chunks(const Engine& e, const Tensor& t, ReduceOp op) {
   }
 }
 
-void bcast_chunks(const Engine& e, char* p, int64_t n, DType d, int root) {
+void bcast_chunks(const MpiEngine& e, char* p, int64_t n, DType d, int root) {
   const size_t es = dtype_size(d);
   for (int64_t off = 0; off < n; off += g_max_count) {
     const int k = static_cast<int>(std::min(g_max_count, n - off));
@@ -294,7 +74,7 @@ void bcast_chunks(const Engine& e, char* p, int64_t n, DType d, int root) {
   }
 }
 
-OpFn all_reduce_fn(const Engine& e, Tensor t, ReduceOp op, int size) {
+OpFn all_reduce_fn(const MpiEngine& e, Tensor t, ReduceOp op, int size) {
   return [&e, t, op, size](Requests&) mutable {
     Tensor buf = is_half(t.dtype()) ? t.to(DType::f32) : t;
     allreduce_chunks(e, buf, op);
@@ -303,7 +83,7 @@ OpFn all_reduce_fn(const Engine& e, Tensor t, ReduceOp op, int size) {
   };
 }
 
-OpFn reduce_scatter_fn(const Engine& e, Tensor in, Tensor out, ReduceOp op, int size) {
+OpFn reduce_scatter_fn(const MpiEngine& e, Tensor in, Tensor out, ReduceOp op, int size) {
   return [&e, in, out, op, size](Requests&) mutable {
     const bool half = is_half(in.dtype());
     Tensor src = half ? in.to(DType::f32) : in;
@@ -331,7 +111,7 @@ OpFn reduce_scatter_fn(const Engine& e, Tensor in, Tensor out, ReduceOp op, int 
 }
 
 // Uneven gather; equal counts are the all_gather of counts above the per-call limit.
-OpFn all_gather_v_fn(const Engine& e, Tensor in, Tensor out, std::vector<int64_t> counts, int rank) {
+OpFn all_gather_v_fn(const MpiEngine& e, Tensor in, Tensor out, std::vector<int64_t> counts, int rank) {
   return [&e, in, out, counts = std::move(counts), rank](Requests&) {
     const MPI_Datatype type = mpi_type(in.dtype());
     const size_t es = dtype_size(in.dtype());
@@ -353,7 +133,7 @@ OpFn all_gather_v_fn(const Engine& e, Tensor in, Tensor out, std::vector<int64_t
   };
 }
 
-OpFn all_gather_fn(const Engine& e, Tensor in, Tensor out, int size, int rank) {
+OpFn all_gather_fn(const MpiEngine& e, Tensor in, Tensor out, int size, int rank) {
   if (in.numel() > g_max_count) {
     return all_gather_v_fn(e, in, out, std::vector<int64_t>(static_cast<size_t>(size), in.numel()), rank);
   }
@@ -365,23 +145,51 @@ OpFn all_gather_fn(const Engine& e, Tensor in, Tensor out, int size, int rank) {
   };
 }
 
-OpFn p2p_fn(const Engine& e, Tensor t, int peer, int tag, bool is_send) {
-  return [&e, t, peer, tag, is_send](Requests& reqs) {
-    const int64_t n = t.numel();
-    const size_t es = dtype_size(t.dtype());
-    // Chunks of one (peer, tag) pair arrive in order (MPI's non-overtaking rule).
-    for (int64_t off = 0; off < n; off += g_max_count) {
-      const int k = static_cast<int>(std::min(g_max_count, n - off));
-      MPI_Request r;
-      if (is_send) {
-        TN_MPI_CHECK(MPI_Isend(bytes(t) + off * es, k, mpi_type(t.dtype()), peer, tag, e.comm(), &r),
-                     e.describe());
-      } else {
-        TN_MPI_CHECK(MPI_Irecv(bytes(t) + off * es, k, mpi_type(t.dtype()), peer, tag, e.comm(), &r),
-                     e.describe());
+// Every op of an exchange posted before any completes. Sends carry their tag; receives
+// take the next message from their peer whatever its tag (MPI_ANY_TAG: issue-order
+// matching, as NCCL's) and check the tag and size they got once complete.
+OpFn exchange_fn(const MpiEngine& e, std::vector<P2POp> ops, const char* name) {
+  return [&e, ops = std::move(ops), name](Requests& reqs) {
+    struct Expect {
+      int peer, tag, count;
+      MPI_Datatype type;
+      bool recv;
+    };
+    auto expect = std::make_shared<std::vector<Expect>>();
+    for (const P2POp& op : ops) {
+      const Tensor& t = op.tensor;
+      const bool recv = op.kind == P2POp::Kind::kRecv;
+      const MPI_Datatype type = mpi_type(t.dtype());
+      const int64_t n = t.numel();
+      const size_t es = dtype_size(t.dtype());
+      // Chunks of one message stay in order (MPI's non-overtaking rule).
+      for (int64_t off = 0; off < n; off += g_max_count) {
+        const int k = static_cast<int>(std::min(g_max_count, n - off));
+        MPI_Request r;
+        if (recv) {
+          TN_MPI_CHECK(MPI_Irecv(bytes(t) + off * es, k, type, op.peer, MPI_ANY_TAG, e.comm(), &r), e.describe());
+        } else {
+          TN_MPI_CHECK(MPI_Isend(bytes(t) + off * es, k, type, op.peer, op.tag, e.comm(), &r), e.describe());
+        }
+        reqs.list.push_back(r);
+        expect->push_back(Expect{op.peer, op.tag, k, type, recv});
       }
-      reqs.push_back(r);
     }
+    reqs.on_complete = [&e, expect, name](const std::vector<MPI_Status>& statuses) {
+      for (size_t i = 0; i < statuses.size(); ++i) {
+        const Expect& x = (*expect)[i];
+        if (!x.recv) continue;
+        int got = 0;
+        MPI_Get_count(&statuses[i], x.type, &got);
+        if (statuses[i].MPI_TAG != x.tag || got != x.count) {
+          fatal(str_cat(name, " in ", e.describe(), ": a receive of ", x.count, " elements with tag ", x.tag,
+                        " from group rank ", x.peer, " got the peer's next message: ", got,
+                        " elements with tag ", statuses[i].MPI_TAG,
+                        "; sends and receives between two ranks must be issued in the same order with the "
+                        "same sizes (NCCL matches by order and carries no tag)"));
+        }
+      }
+    };
   };
 }
 
@@ -389,105 +197,81 @@ class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator(MPI_Comm comm, std::string name, std::vector<int> world_ranks, int rank,
                   const CommOptions& options)
-      : Communicator(std::move(name), std::move(world_ranks), rank), options_(options) {
-    engine_ = std::make_shared<Engine>(comm, describe(), options.timeout);
+      : Communicator(std::move(name), std::move(world_ranks), rank) {
+    engine_ = std::make_shared<MpiEngine>(comm, describe(), options.timeout);
+    if (options.device.is_cuda()) {  // every member is here: make the NCCL communicator now
+      check_nccl_available(describe());
+      const int device = options.device.index;
+      engine_->run_blocking("nccl_init", [this, device, options](Requests&) {
+        nccl_ = make_nccl_communicator(engine_->comm(), describe(), this->rank(), size(), device, options);
+      });
+    }
   }
   ~MpiCommunicator() override {
     nccl_.reset();  // before the MPI communicator it was bootstrapped over
   }
 
-  void all_reduce(Tensor& t, ReduceOp op) override {
-    check_tensor(*this, "all_reduce", t);
-    if (t.device().is_cuda()) return nccl(t)->all_reduce(t, op)->wait();
-    if (t.numel()) engine_->run_blocking("all_reduce", all_reduce_fn(*engine_, t, op, size()));
+ protected:
+  std::unique_ptr<Work> do_all_reduce(Tensor& t, ReduceOp op, bool blocking) override {
+    if (t.device().is_cuda()) return nccl("all_reduce").all_reduce(t, op);
+    return run("all_reduce", all_reduce_fn(*engine_, t, op, size()), blocking);
   }
-  std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op) override {
-    check_tensor(*this, "all_reduce", t);
-    if (t.device().is_cuda()) return nccl(t)->all_reduce(t, op);
-    if (!t.numel()) return done();
-    return start("all_reduce", all_reduce_fn(*engine_, t, op, size()));
+  std::unique_ptr<Work> do_reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op, bool blocking) override {
+    if (in.device().is_cuda()) return nccl("reduce_scatter").reduce_scatter(in, out, op);
+    return run("reduce_scatter", reduce_scatter_fn(*engine_, in, out, op, size()), blocking);
   }
-
-  void reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) override {
-    check_reduce_scatter(*this, in, out);
-    if (in.device().is_cuda()) return nccl(in)->reduce_scatter(in, out, op)->wait();
-    if (out.numel()) engine_->run_blocking("reduce_scatter", reduce_scatter_fn(*engine_, in, out, op, size()));
+  std::unique_ptr<Work> do_all_gather(const Tensor& in, Tensor& out, bool blocking) override {
+    if (in.device().is_cuda()) return nccl("all_gather").all_gather(in, out);
+    return run("all_gather", all_gather_fn(*engine_, in, out, size(), rank()), blocking);
   }
-  std::unique_ptr<Work> reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) override {
-    check_reduce_scatter(*this, in, out);
-    if (in.device().is_cuda()) return nccl(in)->reduce_scatter(in, out, op);
-    if (!out.numel()) return done();
-    return start("reduce_scatter", reduce_scatter_fn(*engine_, in, out, op, size()));
+  void do_all_gather_v(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) override {
+    if (in.device().is_cuda()) return nccl("all_gather_v").all_gather_v(in, out, counts)->wait();
+    engine_->run_blocking("all_gather_v", all_gather_v_fn(*engine_, in, out, counts, rank()));
   }
-
-  void all_gather(const Tensor& in, Tensor& out) override {
-    check_all_gather(*this, in, out);
-    if (in.device().is_cuda()) return nccl(in)->all_gather(in, out)->wait();
-    if (in.numel()) engine_->run_blocking("all_gather", all_gather_fn(*engine_, in, out, size(), rank()));
-  }
-  std::unique_ptr<Work> all_gather_async(const Tensor& in, Tensor& out) override {
-    check_all_gather(*this, in, out);
-    if (in.device().is_cuda()) return nccl(in)->all_gather(in, out);
-    if (!in.numel()) return done();
-    return start("all_gather", all_gather_fn(*engine_, in, out, size(), rank()));
-  }
-  void all_gather_v(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) override {
-    check_all_gather_v(*this, in, out, counts);
-    if (in.device().is_cuda()) return nccl(in)->all_gather_v(in, out, counts)->wait();
-    if (out.numel()) engine_->run_blocking("all_gather_v", all_gather_v_fn(*engine_, in, out, counts, rank()));
-  }
-
-  void broadcast(Tensor& t, int root) override {
-    check_tensor(*this, "broadcast", t);
-    check_group_rank(*this, "broadcast", root, false);
-    if (t.device().is_cuda()) return nccl(t)->broadcast(t, root)->wait();
-    if (!t.numel()) return;
-    const Engine& e = *engine_;
+  void do_broadcast(Tensor& t, int root) override {
+    if (t.device().is_cuda()) return nccl("broadcast").broadcast(t, root)->wait();
+    const MpiEngine& e = *engine_;
     engine_->run_blocking("broadcast", [&e, t, root](Requests&) {
       bcast_chunks(e, bytes(t), t.numel(), t.dtype(), root);
     });
   }
-
-  void send(const Tensor& t, int peer, int tag) override { send_async(t, peer, tag)->wait(); }
-  void recv(Tensor& t, int peer, int tag) override { recv_async(t, peer, tag)->wait(); }
-  std::unique_ptr<Work> send_async(const Tensor& t, int peer, int tag) override {
-    check_tensor(*this, "send", t);
-    check_group_rank(*this, "send", peer, true);
-    if (t.device().is_cuda()) return nccl(t)->send(t, peer);
-    return start("send", p2p_fn(*engine_, t, peer, tag, true));
+  std::unique_ptr<Work> do_exchange(const std::vector<P2POp>& ops) override {
+    const char* name = p2p_name(ops);
+    const bool cuda = ops.front().tensor.device().is_cuda();
+    for (const P2POp& op : ops) {
+      TN_CHECK(op.tensor.device().is_cuda() == cuda, name, "an exchange moves host or CUDA tensors, not both (",
+               op.tensor.str(), " on ", op.tensor.device().str(), ") in ", describe());
+    }
+    if (cuda) return nccl(name).exchange(ops);
+    return make_mpi_work(engine_, engine_->submit(name, exchange_fn(*engine_, ops, name)));
   }
-  std::unique_ptr<Work> recv_async(Tensor& t, int peer, int tag) override {
-    check_tensor(*this, "recv", t);
-    check_group_rank(*this, "recv", peer, true);
-    if (t.device().is_cuda()) return nccl(t)->recv(t, peer);
-    return start("recv", p2p_fn(*engine_, t, peer, tag, false));
-  }
-
-  void barrier() override {
-    const Engine& e = *engine_;
+  void do_barrier() override {
+    const MpiEngine& e = *engine_;
     engine_->run_blocking("barrier", [&e](Requests&) { TN_MPI_CHECK(MPI_Barrier(e.comm()), e.describe()); });
   }
 
  private:
-  std::unique_ptr<Work> start(const char* name, OpFn fn) {
-    return std::make_unique<MpiWork>(engine_, engine_->submit(name, std::move(fn)));
+  std::unique_ptr<Work> run(const char* name, OpFn fn, bool blocking) {
+    if (blocking) {
+      engine_->run_blocking(name, std::move(fn));
+      return nullptr;
+    }
+    return make_mpi_work(engine_, engine_->submit(name, std::move(fn)));
   }
-  std::unique_ptr<Work> done() { return std::make_unique<MpiWork>(engine_, nullptr); }
 
-  // The group's NCCL communicator, created by the first CUDA-tensor call (collective).
-  NcclCommunicator* nccl(const Tensor& t) {
+  // The group's NCCL communicator; a group made for host tensors refuses CUDA ones rather
+  // than initialise NCCL from one call that not every member makes.
+  NcclCommunicator& nccl(const char* op) {
     if (!nccl_) {
       check_nccl_available(describe());
-      const int device = t.device().index;
-      engine_->run_blocking("nccl_init", [this, device](Requests&) {
-        nccl_ = make_nccl_communicator(engine_->comm(), describe(), rank(), size(), device, options_);
-      });
+      fail(op, describe() + " got a CUDA tensor but was created for host tensors: create the group with "
+                            "CommOptions::device set to the CUDA device (ParallelContext::create does), so "
+                            "that every member makes its NCCL communicator at once");
     }
-    return nccl_.get();
+    return *nccl_;
   }
 
-  CommOptions options_;
-  std::shared_ptr<Engine> engine_;
+  std::shared_ptr<MpiEngine> engine_;
   std::unique_ptr<NcclCommunicator> nccl_;
 };
 

@@ -1,13 +1,15 @@
-// MPI backend of Communicator (host tensors; CUDA tensors go to the group's lazily created
-// NcclCommunicator). Internal to src/parallel: callers get communicators from Runtime.
+// MPI backend of Communicator (host tensors; CUDA tensors go to the group's
+// NcclCommunicator, made with the group when CommOptions::device is a CUDA device).
+// Internal to src/parallel: callers get communicators from Runtime.
 //
-// Execution: each communicator owns a communication thread that runs its operations in
-// issue order, so async collectives progress while the caller computes (Open MPI only
-// progresses nonblocking collectives inside MPI calls). A blocking call made while that
-// thread is idle runs on the caller's thread instead, saving two thread hand-offs.
-// Collectives use MPI's blocking calls (the tuned algorithms); point-to-point uses
-// MPI_Isend/MPI_Irecv so that rings of send/recv cannot deadlock. A watchdog thread
+// Execution: each communicator owns an MpiEngine (mpi_engine.h): a communication thread
+// that runs its operations in issue order, so async collectives progress while the caller
+// computes, an inline path for blocking calls made while it is idle, and a watchdog that
 // ends the job through fatal() when an operation runs past CommOptions::timeout.
+// Collectives use MPI's blocking calls (the tuned algorithms); point-to-point uses
+// MPI_Isend/MPI_Irecv (an exchange posts all of its ops before any wait) so that rings of
+// sends and receives cannot deadlock. Receives use MPI_ANY_TAG and check the tag and size
+// they got: matching is by issue order per peer, as on NCCL (see P2POp).
 //
 // bf16 and f16 reductions are computed in f32 (one rounding at the end, as NCCL's
 // accuracy or better); every other dtype reduces natively. Counts above INT_MAX are

@@ -187,19 +187,23 @@ class NcclCommunicatorImpl final : public NcclCommunicator {
                                     nccl_type(t.dtype()), root, g_->comm, g_->stream));
     return end("broadcast", {t});
   }
-  std::unique_ptr<Work> send(const Tensor& t, int peer) override {
+  // One NCCL group: every send and receive is posted before any of them must complete.
+  std::unique_ptr<Work> exchange(const std::vector<P2POp>& ops) override {
     begin();
-    if (t.numel())
-      TN_NCCL_OK(*g_, ncclSend(t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()), peer,
-                               g_->comm, g_->stream));
-    return end("send", {t});
-  }
-  std::unique_ptr<Work> recv(Tensor& t, int peer) override {
-    begin();
-    if (t.numel())
-      TN_NCCL_OK(*g_, ncclRecv(t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()), peer,
-                               g_->comm, g_->stream));
-    return end("recv", {t});
+    std::vector<Tensor> keep;
+    TN_NCCL_OK(*g_, ncclGroupStart());
+    for (const P2POp& op : ops) {
+      const Tensor& t = op.tensor;
+      const size_t n = static_cast<size_t>(t.numel());
+      if (op.kind == P2POp::Kind::kSend) {
+        TN_NCCL_OK(*g_, ncclSend(t.raw_data(), n, nccl_type(t.dtype()), op.peer, g_->comm, g_->stream));
+      } else {
+        TN_NCCL_OK(*g_, ncclRecv(t.raw_data(), n, nccl_type(t.dtype()), op.peer, g_->comm, g_->stream));
+      }
+      keep.push_back(t);
+    }
+    TN_NCCL_OK(*g_, ncclGroupEnd());
+    return end(p2p_name(ops), std::move(keep));
   }
 
  private:

@@ -1,9 +1,10 @@
 // The device half of a group: collectives on CUDA tensors through NCCL. The MPI
-// communicator owns one, created lazily by the first CUDA-tensor call (collective over the
-// group: rank 0 makes the ncclUniqueId and broadcasts it over the group's MPI
-// communicator), so the first CUDA-tensor call on a group must be a collective one.
+// communicator of a group created with a CUDA CommOptions::device owns one, made when the
+// group is (collective over the group: rank 0 makes the ncclUniqueId and broadcasts it
+// over the group's MPI communicator; every member then joins ncclCommInitRank), so no
+// later call, point-to-point included, ever initialises NCCL behind the others' backs.
 //
-// nccl_communicator.cu implements it in CUDA builds; nccl_stub.cpp in CPU-only builds
+// nccl_communicator.cpp implements it in CUDA builds; nccl_stub.cpp in CPU-only builds
 // throws. NCCL runs on its own CUDA stream, ordered after the compute (legacy default)
 // stream by an event; a Work's wait() orders the compute stream after the operation and
 // polls for completion until the group's timeout, after which the NCCL communicator is
@@ -30,15 +31,16 @@ class NcclCommunicator {
   virtual std::unique_ptr<Work> all_gather_v(const Tensor& in, Tensor& out,
                                              const std::vector<int64_t>& counts) = 0;
   virtual std::unique_ptr<Work> broadcast(Tensor& t, int root) = 0;
-  // NCCL has no tags: point-to-point pairs match in issue order per peer.
-  virtual std::unique_ptr<Work> send(const Tensor& t, int peer) = 0;
-  virtual std::unique_ptr<Work> recv(Tensor& t, int peer) = 0;
+  // One NCCL group of ncclSend/ncclRecv in the ops' order. NCCL has no tags: pairs match
+  // in issue order per peer (see P2POp in communicator.h); tags are ignored here.
+  virtual std::unique_ptr<Work> exchange(const std::vector<P2POp>& ops) = 0;
 };
 
 // Throws (naming `describe`) when this build cannot run NCCL; called before any MPI traffic.
 void check_nccl_available(const std::string& describe);
 
-// Collective over `comm` (an MPI communicator of `describe`'s group; not freed here).
+// Collective over `comm` (an MPI communicator of `describe`'s group; not freed here): every
+// member calls it at once, with the same `size`.
 // `device` is the CUDA device this rank's tensors live on. CPU-only builds: throws.
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm comm, const std::string& describe,
                                                          int rank, int size, int device,
