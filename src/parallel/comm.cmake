@@ -48,9 +48,18 @@ endfunction()
 
 ternion_test(comm_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/communicator_test.cpp LIBS ternion_comm TIMEOUT 60)
 
+# The shared main of the MPI test programs (mpi_test_main.h): runtime up, world made, every
+# rank's verdict decides. Test programs link it instead of defining main().
 if(TERNION_BUILD_TESTS)
-  add_executable(comm_conformance_test ${CMAKE_CURRENT_LIST_DIR}/comm_conformance_test.cpp)
-  target_link_libraries(comm_conformance_test PRIVATE ternion_comm GTest::gtest ternion_warnings)
+  add_library(ternion_mpi_test_main STATIC ${CMAKE_CURRENT_LIST_DIR}/mpi_test_main.cpp)
+  target_link_libraries(ternion_mpi_test_main PUBLIC ternion_comm GTest::gtest PRIVATE ternion_warnings)
+endif()
+
+# One program, three files: collectives, point-to-point, traffic counting.
+if(TERNION_BUILD_TESTS)
+  add_executable(comm_conformance_test ${CMAKE_CURRENT_LIST_DIR}/comm_conformance_test.cpp
+                 ${CMAKE_CURRENT_LIST_DIR}/comm_p2p_test.cpp ${CMAKE_CURRENT_LIST_DIR}/comm_bytes_sent_test.cpp)
+  target_link_libraries(comm_conformance_test PRIVATE ternion_mpi_test_main ternion_warnings)
   foreach(np 2 3 4)
     ternion_mpi_test(NAME comm_conformance_test NP ${np} TIMEOUT 300)
   endforeach()
