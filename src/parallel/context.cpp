@@ -8,7 +8,7 @@
 namespace ternion::parallel {
 
 std::unique_ptr<ParallelContext> ParallelContext::create(Runtime& runtime, const Layout& layout,
-                                                         const CommOptions& options) {
+                                                         const CommOptions& comm_options) {
   TN_CHECK(layout.world_size() == runtime.size(), "parallel", "layout ", layout.str(), " but the job has ",
            runtime.size(), " ranks");
   auto ctx = std::make_unique<ParallelContext>();
@@ -17,6 +17,10 @@ std::unique_ptr<ParallelContext> ParallelContext::create(Runtime& runtime, const
   ctx->rank = runtime.rank();
   ctx->coord = coord_of(layout, ctx->rank);
   if (cuda_available()) ctx->device = Device::cuda(ctx->info.local_rank % cuda_device_count());
+  // Every group on the context's device: on CUDA each gets its NCCL communicator now, made
+  // by all of its members together, never lazily by the first pair that sends.
+  CommOptions options = comm_options;
+  options.device = ctx->device;
   ctx->world = runtime.world(options);
   ctx->tp = runtime.new_group("tp", axis_groups(layout, Axis::tp), options);
   ctx->dp = runtime.new_group("dp", axis_groups(layout, Axis::dp), options);

@@ -25,7 +25,8 @@ struct ParallelContext {
 
   // Collective over the world: creates the dp, tp, pp and embedding communicators of
   // `layout` (whose world size must match the runtime's). Ranks of middle pipeline stages
-  // get a size-1 embedding group.
+  // get a size-1 embedding group. Groups are made for `device` (options.device is
+  // replaced): on CUDA every group's NCCL communicator is created here, eagerly.
   static std::unique_ptr<ParallelContext> create(Runtime& runtime, const Layout& layout,
                                                  const CommOptions& options = {});
   // A world of one (no MPI): every group is the identity.
