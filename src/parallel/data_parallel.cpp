@@ -6,6 +6,17 @@
 #include "core/error.h"
 
 namespace ternion::parallel {
+namespace {
+
+// Gives a leaf without a gradient a zero one and returns it. Autograd makes every .grad in
+// AccumulateGrad, so this runs a backward from the leaf itself seeded with zeros (its
+// grad-ready hooks fire, as for any accumulation).
+Tensor zero_grad_like(Tensor& param) {
+  autograd::backward({param}, {Tensor::zeros(param.shape(), param.dtype(), param.device())});
+  return autograd::grad(param);
+}
+
+}  // namespace
 
 struct GradReducer::State {
   struct Slot {
@@ -13,9 +24,13 @@ struct GradReducer::State {
     int64_t offset = 0;  // elements into the bucket buffer
     bool ready = false;
   };
+  // buffer: (G + P) f32 on the parameters' device: the bucket's G gradient elements, then
+  // one flag per parameter, in `params` order (1: this rank has a gradient for it, 0: none), averaged with
+  // them, so that after the all-reduce every rank knows whether any rank had one.
   struct Bucket {
-    Tensor buffer;             // flat f32 on the parameters' device
-    std::vector<int> params;   // indices into `params`
+    Tensor buffer;
+    int64_t grad_elems = 0;    // G
+    std::vector<int> params;   // indices into `params` (P of them)
     int pending = 0;           // params whose gradient is not yet final this step
     std::unique_ptr<Work> work;
   };
@@ -23,7 +38,7 @@ struct GradReducer::State {
   std::vector<Tensor> params;
   std::vector<Slot> slots;
   std::vector<Bucket> buckets;
-  std::vector<int> launch_order;
+  int next_launch = 0;  // buckets launch in index order: the same on every rank
   bool sync = false;
   int launched_early = 0;
 
@@ -31,11 +46,11 @@ struct GradReducer::State {
   Tensor region(const Bucket& bk, int i) const {
     return bk.buffer.slice(0, slots[i].offset, slots[i].offset + params[i].numel());
   }
+  Tensor flags(const Bucket& bk) const { return bk.buffer.slice(0, bk.grad_elems, bk.buffer.numel()); }
 
   void launch(int b) {
     Bucket& bk = buckets[b];
     bk.work = comm->all_reduce_async(bk.buffer, ReduceOp::kAvg);
-    launch_order.push_back(b);
   }
 
   void on_ready(int i) {
@@ -47,8 +62,10 @@ struct GradReducer::State {
     Bucket& bk = buckets[s.bucket];
     const Tensor g = autograd::grad(params[i]);
     region(bk, i).copy_(g.contiguous().view({g.numel()}));
-    if (--bk.pending == 0) {
-      launch(s.bucket);
+    if (--bk.pending == 0) flags(bk).fill_(1.0);  // every parameter of it has its gradient here
+    // Launch every complete bucket whose turn it is.
+    while (next_launch < static_cast<int>(buckets.size()) && buckets[next_launch].pending == 0) {
+      launch(next_launch++);
       ++launched_early;
     }
   }
@@ -77,7 +94,10 @@ GradReducer::GradReducer(Communicator& dp, std::vector<Tensor> params, double bu
     sizes.back() += p.numel();
   }
   for (size_t b = 0; b < st.buckets.size(); ++b) {
-    st.buckets[b].buffer = Tensor::empty({sizes[b]}, DType::f32, st.params.front().device());
+    State::Bucket& bk = st.buckets[b];
+    bk.grad_elems = sizes[b];
+    bk.buffer = Tensor::empty({sizes[b] + static_cast<int64_t>(bk.params.size())}, DType::f32,
+                              st.params.front().device());
     stats_.bytes += sizes[b] * static_cast<int64_t>(sizeof(float));
   }
   stats_.buckets = static_cast<int>(st.buckets.size());
@@ -105,7 +125,7 @@ void GradReducer::begin_backward(bool sync) {
     b.pending = static_cast<int>(b.params.size());
     b.work.reset();
   }
-  st.launch_order.clear();
+  st.next_launch = 0;
   st.launched_early = 0;
 }
 
@@ -114,30 +134,45 @@ void GradReducer::finish() {
   if (st.comm->size() == 1) return;
   TN_CHECK(st.sync, "data_parallel", "finish() without a begin_backward(true) before the last backward");
   const auto t0 = std::chrono::steady_clock::now();
-  // Parameters the graph did not reach: zeros, then launch in bucket order (the same on
-  // every rank, as every rank ran the same graph).
-  for (size_t b = 0; b < st.buckets.size(); ++b) {
-    State::Bucket& bk = st.buckets[b];
-    if (bk.work) continue;
-    for (int i : bk.params) {
-      State::Slot& s = st.slots[i];
-      if (!s.ready) st.region(bk, i).zero_();
+  // The buckets the hooks did not launch, in order. A parameter whose hook did not fire in
+  // this backward contributes the gradient it accumulated in earlier micro-batches, or
+  // zeros (flag 0) when it has none.
+  for (; st.next_launch < static_cast<int>(st.buckets.size()); ++st.next_launch) {
+    State::Bucket& bk = st.buckets[st.next_launch];
+    std::vector<float> has(bk.params.size(), 1.0f);
+    for (size_t j = 0; j < bk.params.size(); ++j) {
+      const int i = bk.params[j];
+      if (st.slots[i].ready) continue;
+      const Tensor g = autograd::grad(st.params[i]);
+      if (g.defined()) {
+        st.region(bk, i).copy_(g.contiguous().view({g.numel()}));
+      } else {
+        st.region(bk, i).zero_();
+        has[j] = 0.0f;
+      }
     }
-    st.launch(static_cast<int>(b));
+    Tensor f = st.flags(bk);
+    f.copy_(Tensor::from_vector<float>(has, {static_cast<int64_t>(has.size())}).to(f.device()));
+    st.launch(st.next_launch);
   }
-  for (int b : st.launch_order) {
-    State::Bucket& bk = st.buckets[b];
+  st.sync = false;  // from here the hooks ignore backward (zero_grad_like below runs one)
+  for (State::Bucket& bk : st.buckets) {
     bk.work->wait();
     bk.work.reset();
-    for (int i : bk.params) {
-      Tensor g = autograd::grad(st.params[i]);
-      if (!g.defined()) continue;  // unused everywhere: stays without gradient
-      g.view({g.numel()}).copy_(st.region(bk, i));  // grads are contiguous (AccumulateGrad)
+    std::vector<float> any;  // the averaged flags, read only when some gradient is missing here
+    for (size_t j = 0; j < bk.params.size(); ++j) {
+      Tensor& p = st.params[bk.params[j]];
+      Tensor g = autograd::grad(p);
+      if (!g.defined()) {
+        if (any.empty()) any = st.flags(bk).to(Device::cpu()).to_vector<float>();
+        if (any[j] == 0.0f) continue;  // no rank has one: stays without gradient everywhere
+        g = zero_grad_like(p);         // another rank has one: a missing gradient is zero
+      }
+      g.view({g.numel()}).copy_(st.region(bk, bk.params[j]));  // grads are contiguous (AccumulateGrad)
     }
   }
   stats_.wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   stats_.launched_early = st.launched_early;
-  st.sync = false;
 }
 
 std::vector<int> GradReducer::bucket_of_params() const {

@@ -6,7 +6,10 @@
 // Buckets are filled in reverse registration order (backward produces the last layers'
 // gradients first), up to bucket_mb MiB each; a parameter larger than a bucket gets one of
 // its own. Every rank builds the same buckets from the same parameter list and launches
-// them in the order they complete, which is the same on every rank (same graph).
+// them in bucket order, each as soon as it and every bucket before it are complete: the
+// collectives then pair up across ranks even when the ranks' graphs differ (a branch one
+// replica takes and another does not), at the price of a late bucket holding back the
+// ones after it.
 //
 // With gradient accumulation, only the last micro-batch's backward communicates:
 //   for micro in 0..n-1: reducer.begin_backward(micro == n-1); backward(loss / n);
@@ -41,8 +44,12 @@ class GradReducer {
 
   // Before each backward: sync=true on the one whose gradients are final for the step.
   void begin_backward(bool sync);
-  // After the last backward: launches buckets not yet started (parameters the graph did
-  // not reach contribute zeros), waits for all, and writes the averages into the grads.
+  // After the last backward: launches buckets not yet started, waits for all, and writes
+  // the averages into the grads. A missing gradient counts as zero: a parameter that has a
+  // gradient on some rank gets the average on every rank (a zero .grad is made where it
+  // had none), so replicas stay identical; one that has none on any rank keeps none. A
+  // parameter the last backward did not reach contributes what earlier micro-batches
+  // accumulated into its .grad.
   void finish();
 
   const ReducerStats& stats() const { return stats_; }

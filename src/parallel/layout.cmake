@@ -4,7 +4,7 @@ target_link_libraries(ternion_parallel PUBLIC ternion_comm ternion_core PRIVATE 
 ternion_test(topology_test SOURCES topology_test.cpp LIBS ternion_parallel TIMEOUT 120)
 if(TERNION_BUILD_TESTS)
   add_executable(data_parallel_test data_parallel_test.cpp)
-  target_link_libraries(data_parallel_test PRIVATE ternion_parallel ternion_autograd GTest::gtest ternion_warnings)
+  target_link_libraries(data_parallel_test PRIVATE ternion_parallel ternion_autograd ternion_mpi_test_main ternion_warnings)
   ternion_mpi_test(NAME data_parallel_test NP 2 TIMEOUT 120)
   ternion_mpi_test(NAME data_parallel_test NP 3 TIMEOUT 120)
 endif()
