@@ -1,9 +1,6 @@
 #include "checkpoint/checkpoint.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <xxhash.h>
 #include <yaml-cpp/yaml.h>
 
@@ -19,7 +16,8 @@
 
 #include "checkpoint/format.h"
 #include "core/error.h"
-#include "data/h5_util.h"
+#include "io/durable.h"
+#include "io/h5.h"
 
 #ifndef TERNION_VERSION
 #define TERNION_VERSION "0.0.0"
@@ -28,10 +26,10 @@
 namespace ternion::checkpoint {
 
 namespace fs = std::filesystem;
-using data::h5::check_id;
-using data::h5::check_rc;
-using data::h5::Handle;
-using data::h5::QuietErrors;
+using io::h5::check_id;
+using io::h5::check_rc;
+using io::h5::Handle;
+using io::h5::QuietErrors;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -68,29 +66,6 @@ std::string hex64(uint64_t v) {
 
 uint64_t checksum(const Tensor& t) {
   return XXH64(t.raw_data(), static_cast<size_t>(t.numel()) * sizeof(float), 0);
-}
-
-// fsync a file or directory; throws naming it.
-void fsync_path(const fs::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  TN_CHECK(fd >= 0, "checkpoint", "cannot open '", p.string(), "' to fsync it");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  TN_CHECK(rc == 0, "checkpoint", "fsync of '", p.string(), "' failed");
-}
-
-// Writes `text` to `path` through path.tmp + fsync + rename + fsync(dir).
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + std::string(kTmpSuffix);
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    out << text;
-    out.flush();
-    TN_CHECK(out.good(), "checkpoint", "cannot write '", tmp.string(), "'");
-  }
-  fsync_path(tmp, false);
-  fs::rename(tmp, path);
-  fsync_path(path.parent_path(), true);
 }
 
 void write_int_array_attr(hid_t obj, const char* name, const std::vector<int64_t>& v,
@@ -216,7 +191,7 @@ WriteResult write_rank_file(const fs::path& tmp_dir, int rank, const State& stat
       TN_CHECK(fh.reset(), "checkpoint", "cannot close '", file, "'");
     }
     if (f.short_write) fs::resize_file(path, reported / 2);
-    fsync_path(path, false);
+    io::fsync_path(path, false, "checkpoint");
     const auto on_disk = static_cast<int64_t>(fs::file_size(path));
     TN_CHECK(on_disk == static_cast<int64_t>(reported), "checkpoint", "short write of '", file, "': ",
              on_disk, " bytes on disk, ", reported, " written");
@@ -380,12 +355,13 @@ std::optional<SaveTiming> Checkpointer::commit() {
       if (!rec.empty()) m["files"].push_back(YAML::Load(rec));
     YAML::Emitter out;
     out << m;
-    write_file_atomically(p->tmp_dir / kManifestFile, std::string(out.c_str()) + "\n");
-    fsync_path(p->tmp_dir, true);
+    io::write_file_atomically(p->tmp_dir / kManifestFile, std::string(out.c_str()) + "\n", "checkpoint");
+    io::fsync_path(p->tmp_dir, true, "checkpoint");
     if (fs::exists(p->final_dir)) fs::remove_all(p->final_dir);
     fs::rename(p->tmp_dir, p->final_dir);
-    fsync_path(p->final_dir.parent_path(), true);
-    write_file_atomically(p->final_dir.parent_path() / kLatestFile, p->final_dir.filename().string() + "\n");
+    io::fsync_path(p->final_dir.parent_path(), true, "checkpoint");
+    io::write_file_atomically(p->final_dir.parent_path() / kLatestFile, p->final_dir.filename().string() + "\n",
+                              "checkpoint");
     // Retention: only now that the new checkpoint is committed.
     const std::vector<std::string> complete = complete_checkpoints(run_dir_);
     for (size_t i = static_cast<size_t>(options_.keep); i < complete.size(); ++i) fs::remove_all(complete[i]);

@@ -5,14 +5,14 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "data/h5_util.h"
+#include "io/h5.h"
 
 namespace ternion::checkpoint {
 
-using data::h5::check_id;
-using data::h5::check_rc;
-using data::h5::Handle;
-using data::h5::QuietErrors;
+using io::h5::check_id;
+using io::h5::check_rc;
+using io::h5::Handle;
+using io::h5::QuietErrors;
 
 void write_weights(const std::string& path, const std::vector<NamedTensor>& tensors,
                    const std::map<std::string, int64_t>& attributes) {

@@ -9,9 +9,10 @@
 #include <optional>
 
 #include "core/error.h"
-#include "data/h5_util.h"
+#include "io/h5.h"
 
 namespace ternion::data {
+namespace h5 = io::h5;
 namespace {
 
 namespace fs = std::filesystem;
@@ -265,5 +266,7 @@ void write_token_file(const std::string& path, std::span<const int32_t> tokens,
   writer.append(tokens);
   writer.commit();
 }
+
+std::string hdf5_library_version() { return h5::library_version(); }
 
 }  // namespace ternion::data

@@ -1,10 +1,10 @@
-#include "data/h5_util.h"
+#include "io/h5.h"
 
 #include <vector>
 
 #include "core/error.h"
 
-namespace ternion::data::h5 {
+namespace ternion::io::h5 {
 namespace {
 
 herr_t collect(unsigned /*n*/, const H5E_error2_t* err, void* client) {
@@ -42,14 +42,10 @@ int check_rc(int rc, std::string_view op, std::string_view what, std::string_vie
   return rc;
 }
 
-}  // namespace ternion::data::h5
-
-namespace ternion::data {
-
-std::string hdf5_library_version() {
+std::string library_version() {
   unsigned major = 0, minor = 0, release = 0;
   H5get_libversion(&major, &minor, &release);
   return str_cat(major, ".", minor, ".", release);
 }
 
-}  // namespace ternion::data
+}  // namespace ternion::io::h5

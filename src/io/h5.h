@@ -1,4 +1,5 @@
-// Internal to src/data: RAII handles and error translation for the HDF5 C API.
+// RAII handles and error translation for the HDF5 C API, shared by every module that
+// reads or writes HDF5 (data's token files, checkpoint's rank and weight files).
 // HDF5 failures become ternion::Error("[op] <what> '<file>': <HDF5's own message>").
 #pragma once
 
@@ -9,11 +10,12 @@
 #include <string_view>
 #include <utility>
 
-namespace ternion::data::h5 {
+namespace ternion::io::h5 {
 
 // Debian's HDF5 (the Open MPI build) is not built thread-safe, and the checkpoint writer
 // runs on its own thread while the data loader reads: every HDF5 call in the process holds
 // this lock (QuietErrors and Handle::reset take it). Recursive, so entry points nest.
+// The one process-wide lock of the HDF5 library; nothing else in Ternion is global.
 std::recursive_mutex& hdf5_mutex();
 
 // Owns one HDF5 identifier and closes it with the matching H5?close. Move-only.
@@ -50,8 +52,8 @@ class Handle {
 };
 
 // While alive, HDF5 does not print its error stack to stderr (H5Eset_auto2 with no handler);
-// the previous handler is restored on destruction. Each public entry point of src/data that
-// calls HDF5 holds one, so failures reach the caller only as ternion::Error.
+// the previous handler is restored on destruction. Each public entry point that calls HDF5
+// holds one, so failures reach the caller only as ternion::Error.
 class QuietErrors {
  public:
   // Also holds hdf5_mutex() for its lifetime: keep one per HDF5 critical section.
@@ -78,4 +80,7 @@ hid_t check_id(hid_t id, std::string_view op, std::string_view what, std::string
 // Same for herr_t / htri_t results (negative is failure); returns rc.
 int check_rc(int rc, std::string_view op, std::string_view what, std::string_view path);
 
-}  // namespace ternion::data::h5
+// "1.10.8": the HDF5 library this process runs with.
+std::string library_version();
+
+}  // namespace ternion::io::h5
