@@ -4,7 +4,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <system_error>
 
+#include "core/error.h"
+#include "io/durable.h"
 #include "io/h5.h"
 
 namespace ternion::checkpoint {
@@ -14,40 +17,51 @@ using io::h5::check_rc;
 using io::h5::Handle;
 using io::h5::QuietErrors;
 
+namespace {
+
+void write_weights_to(const std::string& tmp, const std::vector<NamedTensor>& tensors,
+                      const std::map<std::string, int64_t>& attributes) {
+  QuietErrors quiet;
+  Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "write_weights",
+                       "cannot create", tmp),
+              H5Fclose);
+  for (const auto& [key, value] : attributes) {
+    Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+    Handle attr(check_id(H5Acreate2(file.get(), key.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                         "write_weights", "cannot create attribute in", tmp),
+                H5Aclose);
+    check_rc(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), "write_weights", "cannot write", tmp);
+  }
+  for (const NamedTensor& nt : tensors) {
+    Tensor t = nt.tensor.to(Device::cpu()).to(DType::f32).contiguous();
+    std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
+    Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    Handle ds(check_id(H5Dcreate2(file.get(), nt.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
+                                  H5P_DEFAULT, H5P_DEFAULT),
+                       "write_weights", "cannot create dataset '" + nt.name + "' in", tmp),
+              H5Dclose);
+    if (t.numel())
+      check_rc(H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()), "write_weights",
+               "cannot write '" + nt.name + "' to", tmp);
+  }
+  check_rc(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "write_weights", "cannot flush", tmp);
+  TN_CHECK(file.reset(), "write_weights", "cannot close '", tmp, "'");
+}
+
+}  // namespace
+
 void write_weights(const std::string& path, const std::vector<NamedTensor>& tensors,
                    const std::map<std::string, int64_t>& attributes) {
-  QuietErrors quiet;
-  const std::string tmp = path + ".tmp";
-  if (auto dir = std::filesystem::path(path).parent_path(); !dir.empty())
-    std::filesystem::create_directories(dir);
-  {
-    Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                         "write_weights", "cannot create", tmp),
-                H5Fclose);
-    for (const auto& [key, value] : attributes) {
-      Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-      Handle attr(check_id(H5Acreate2(file.get(), key.c_str(), H5T_STD_I64LE, space.get(),
-                                      H5P_DEFAULT, H5P_DEFAULT),
-                           "write_weights", "cannot create attribute in", tmp),
-                  H5Aclose);
-      check_rc(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), "write_weights", "cannot write", tmp);
-    }
-    for (const NamedTensor& nt : tensors) {
-      Tensor t = nt.tensor.to(Device::cpu()).to(DType::f32).contiguous();
-      std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
-      Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-      Handle ds(check_id(H5Dcreate2(file.get(), nt.name.c_str(), H5T_IEEE_F32LE, space.get(),
-                                    H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                         "write_weights", "cannot create dataset '" + nt.name + "' in", tmp),
-                H5Dclose);
-      if (t.numel())
-        check_rc(H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()),
-                 "write_weights", "cannot write '" + nt.name + "' to", tmp);
-    }
-    check_rc(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "write_weights", "cannot flush", tmp);
-    TN_CHECK(file.reset(), "write_weights", "cannot close '", tmp, "'");
+  const std::filesystem::path tmp = io::tmp_path(path);
+  if (auto dir = std::filesystem::path(path).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
+  try {
+    write_weights_to(tmp.string(), tensors, attributes);
+    io::publish(tmp, path, "write_weights");
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
   }
-  std::filesystem::rename(tmp, path);
 }
 
 void read_weights(const std::string& path, std::vector<NamedTensor>& tensors) {

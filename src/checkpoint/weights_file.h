@@ -19,7 +19,9 @@ struct NamedTensor {
   Tensor tensor;  // any floating dtype; stored as f32
 };
 
-// Writes path.tmp, then renames it over path (a crash never leaves a half file at path).
+// Writes path.tmp, fsyncs it, renames it over path and fsyncs the directory (io::publish):
+// after a crash, path is the previous file or the complete new one. On failure path.tmp is
+// removed and a previous file at path is intact.
 void write_weights(const std::string& path, const std::vector<NamedTensor>& tensors,
                    const std::map<std::string, int64_t>& attributes);
 

@@ -1,6 +1,7 @@
 #include "checkpoint/weights_file.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -41,6 +42,29 @@ TEST(WeightsFile, MissingNamesAndWrongShapesAreNamed) {
   }
   std::vector<NamedTensor> none;
   EXPECT_THROW(read_weights(tmp_path("nope.h5"), none), Error);
+}
+
+TEST(WeightsFile, AFailedWriteLeavesThePreviousFileAndNoTmp) {
+  const std::string path = tmp_path("w3.h5");
+  write_weights(path, {{"a", Tensor::full({2, 2}, 1.0)}}, {{"n_layer", 1}});
+  // The second dataset of the same name fails after the first is written.
+  EXPECT_THROW(write_weights(path, {{"a", Tensor::full({2, 2}, 2.0)}, {"a", Tensor::full({2, 2}, 2.0)}}, {}),
+               Error);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  std::vector<NamedTensor> in{{"a", Tensor::zeros({2, 2})}};
+  read_weights(path, in);
+  EXPECT_EQ(in[0].tensor.to_vector<float>(), std::vector<float>(4, 1.0f));
+  EXPECT_EQ(read_weight_attributes(path).at("n_layer"), 1);
+}
+
+TEST(WeightsFile, WritesIntoNewDirectoriesAndReplacesAnOlderFile) {
+  const std::string path = tmp_path("sub/dir/w4.h5");
+  write_weights(path, {{"a", Tensor::full({3}, 1.0)}}, {});
+  write_weights(path, {{"a", Tensor::full({3}, 5.0)}}, {});
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  std::vector<NamedTensor> in{{"a", Tensor::zeros({3})}};
+  read_weights(path, in);
+  EXPECT_EQ(in[0].tensor.to_vector<float>(), std::vector<float>(3, 5.0f));
 }
 
 }  // namespace
