@@ -4,7 +4,8 @@
 //   ckpt.save(std::move(state));   // blocks only to stage copies; writes in the background
 //   ckpt.poll();                   // at each step boundary: commits a finished save
 //   ckpt.finish();                 // waits for and commits the save in flight
-//   LoadedCheckpoint c = load_checkpoint(dir, ...);   // verifies checksums
+//   Manifest m = read_manifest(latest_checkpoint(run_dir));
+//   read_tensor(m, "param/<name>", global_shape, offsets, out);   // verifies checksums
 #pragma once
 
 #include <cstdint>
@@ -48,9 +49,24 @@ struct State {
   std::map<std::string, std::string> layout;  // e.g. dp: 4, order: tp-dp-pp
 };
 
+// The seam between a save and its rank file: called as the file is written, so that tests
+// inject failures, torn files and slow disks through a fake (checkpoint/fault_injection.h).
+// The default does nothing. Called on the thread that writes the file (the background
+// writer of an async save), one save at a time; an exception fails this rank's save the way
+// a failing write does (nothing is committed, every rank's save() or finish() throws).
+class RankFileHooks {
+ public:
+  virtual ~RankFileHooks() = default;
+  // Before dataset `index` (0-based, State::tensors order) called `name` is written to `path`.
+  virtual void before_dataset(const std::string& /*path*/, int /*index*/, const std::string& /*name*/) {}
+  // After `path` is written and closed; before it is fsynced and its size is checked.
+  virtual void after_file(const std::string& /*path*/) {}
+};
+
 struct Options {
   bool async = true;
   int keep = 2;  // complete checkpoints kept; older ones are deleted after a commit
+  std::shared_ptr<RankFileHooks> hooks = nullptr;  // none
 };
 
 struct SaveTiming {
@@ -131,15 +147,5 @@ int64_t verify(const Manifest& m);
 std::string latest_checkpoint(const std::string& run_dir);
 // Complete checkpoints under run_dir, newest first.
 std::vector<std::string> complete_checkpoints(const std::string& run_dir);
-
-// --- Fault injection (tests) -----------------------------------------------------------
-namespace testing {
-struct Faults {
-  int fail_write_at = -1;     // throw while writing the k-th dataset of a rank file
-  bool short_write = false;   // truncate the rank file after writing (a torn write)
-  double write_delay_s = 0;   // sleep per dataset (to hold a save in flight)
-};
-void set_faults(const Faults& f);  // process-wide; Faults{} clears
-}  // namespace testing
 
 }  // namespace ternion::checkpoint

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/fault_injection.h"
 #include "core/error.h"
 #include "parallel/runtime.h"
 
@@ -86,16 +87,16 @@ TEST(CheckpointMpi, OneRankFailingItsWriteFailsTheSaveEverywhereAndKeepsLatest) 
   const std::string good = latest_checkpoint(run);
   EXPECT_FALSE(good.empty());
   const int victim = g_world->size() - 1;
-  if (g_world->rank() == victim) testing::set_faults({.fail_write_at = 0});
+  auto faults = std::make_shared<FaultInjection>();
+  if (g_world->rank() == victim) faults->fail_at = 0;
   bool threw = false;
   try {
-    Checkpointer ck(run, world_group(), {true, 2});
+    Checkpointer ck(run, world_group(), {.async = true, .keep = 2, .hooks = faults});
     ck.save(state_at(2));
     ck.finish();
   } catch (const Error& e) {
     threw = true;
   }
-  testing::set_faults({});
   EXPECT_TRUE(threw) << "rank " << g_world->rank() << " did not see the failed save";
   EXPECT_EQ(latest_checkpoint(run), good);
   EXPECT_EQ(read_manifest(good).step, 1);

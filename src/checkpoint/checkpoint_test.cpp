@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "checkpoint/fault_injection.h"
 #include "checkpoint/format.h"
 #include "core/error.h"
 
@@ -22,12 +23,8 @@ class CheckpointTest : public ::testing::Test {
            ("ternion_ckpt_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
             "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
-    testing::set_faults({});
   }
-  void TearDown() override {
-    testing::set_faults({});
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { fs::remove_all(dir_); }
   std::string run_dir() const { return dir_.string(); }
 
   static Tensor iota(const Shape& s, float base) {
@@ -181,10 +178,11 @@ TEST_F(CheckpointTest, StaleTmpDirectoriesAreRemoved) {
 }
 
 TEST_F(CheckpointTest, FailedWriteLeavesLatestIntact) {
-  Checkpointer ck(run_dir(), Group::local(), {true, 2});
+  auto faults = std::make_shared<FaultInjection>();
+  Checkpointer ck(run_dir(), Group::local(), {.async = true, .keep = 2, .hooks = faults});
   ck.save(state(1));
   ck.finish();
-  testing::set_faults({.fail_write_at = 1});
+  faults->fail_at = 1;
   ck.save(state(2));
   try {
     ck.finish();
@@ -199,11 +197,34 @@ TEST_F(CheckpointTest, FailedWriteLeavesLatestIntact) {
 }
 
 TEST_F(CheckpointTest, ShortWriteIsNotCommitted) {
-  Checkpointer ck(run_dir(), Group::local(), {false, 2});
+  auto faults = std::make_shared<FaultInjection>();
+  Checkpointer ck(run_dir(), Group::local(), {.async = false, .keep = 2, .hooks = faults});
   ck.save(state(1));
-  testing::set_faults({.short_write = true});
-  EXPECT_THROW(ck.save(state(2)), Error);
+  faults->torn_write = true;
+  try {
+    ck.save(state(2));
+    FAIL() << "expected the torn save to throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("short write of '"), std::string::npos) << e.what();
+  }
   EXPECT_EQ(fs::path(latest_checkpoint(run_dir())).filename(), "step_00000001");
+  EXPECT_EQ(verify(read_manifest(latest_checkpoint(run_dir()))), 3);
+}
+
+TEST_F(CheckpointTest, HooksSeeEveryDatasetInOrderAndTheFileOnce) {
+  auto hooks = std::make_shared<FaultInjection>();
+  Checkpointer ck(run_dir(), Group::local(), {.async = true, .keep = 2, .hooks = hooks});
+  ck.save(state(1));
+  ck.finish();
+  EXPECT_EQ(hooks->written,
+            (std::vector<std::string>{"param/a.weight", "param/a.bias", "optim/exp_avg/a.weight"}));
+  EXPECT_EQ(hooks->files.load(), 1);
+  // A rank with nothing to write creates no file.
+  State empty;
+  empty.step = 2;
+  ck.save(std::move(empty));
+  ck.finish();
+  EXPECT_EQ(hooks->files.load(), 1);
 }
 
 TEST_F(CheckpointTest, OneRankFailingFailsTheSaveEverywhere) {
@@ -228,8 +249,9 @@ TEST_F(CheckpointTest, OneRankFailingFailsTheSaveEverywhere) {
 }
 
 TEST_F(CheckpointTest, AsyncSaveBlocksOnlyForHandOff) {
-  testing::set_faults({.write_delay_s = 0.05});
-  Checkpointer ck(run_dir(), Group::local(), {true, 2});
+  auto slow = std::make_shared<FaultInjection>();
+  slow->delay_s = 0.05;
+  Checkpointer ck(run_dir(), Group::local(), {.async = true, .keep = 2, .hooks = slow});
   ck.save(state(1));
   EXPECT_FALSE(ck.poll().has_value());  // still writing (3 tensors x 50 ms)
   auto t = ck.finish();

@@ -1,0 +1,160 @@
+#include "checkpoint/rank_file.h"
+
+#include <hdf5.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "checkpoint/format.h"
+#include "core/error.h"
+#include "io/durable.h"
+#include "io/h5.h"
+
+namespace ternion::checkpoint {
+
+namespace fs = std::filesystem;
+using io::h5::check_id;
+using io::h5::check_rc;
+using io::h5::Handle;
+using io::h5::QuietErrors;
+
+namespace {
+
+constexpr const char* kOp = "checkpoint";
+
+void write_int_array_attr(hid_t obj, const char* name, const std::vector<int64_t>& v, const std::string& file) {
+  const hsize_t n = v.size();
+  Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
+  Handle attr(check_id(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), kOp,
+                       "cannot create attribute in", file),
+              H5Aclose);
+  if (n) check_rc(H5Awrite(attr.get(), H5T_NATIVE_INT64, v.data()), kOp, "cannot write", file);
+}
+
+void write_int_attr(hid_t obj, const char* name, int64_t v, const std::string& file) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr(check_id(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), kOp,
+                       "cannot create attribute in", file),
+              H5Aclose);
+  check_rc(H5Awrite(attr.get(), H5T_NATIVE_INT64, &v), kOp, "cannot write", file);
+}
+
+void write_string_attr(hid_t obj, const char* name, std::string_view v, const std::string& file) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<size_t>(v.size(), 1));
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr(check_id(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), kOp,
+                       "cannot create attribute in", file),
+              H5Aclose);
+  std::string buf(v);
+  buf.resize(std::max<size_t>(v.size(), 1), '\0');
+  check_rc(H5Awrite(attr.get(), type.get(), buf.data()), kOp, "cannot write", file);
+}
+
+void write_dataset(hid_t fh, const Entry& e, const std::string& file) {
+  const Tensor& t = e.data;
+  QuietErrors quiet;
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
+  Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose);
+  Handle ds(check_id(H5Dcreate2(fh, e.name.c_str(), H5T_IEEE_F32LE, space.get(), lcpl.get(), H5P_DEFAULT,
+                                H5P_DEFAULT),
+                     kOp, "cannot create dataset '" + e.name + "' in", file),
+            H5Dclose);
+  if (t.numel())
+    check_rc(H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()), kOp,
+             "cannot write '" + e.name + "' to", file);
+  write_int_array_attr(ds.get(), "global_shape", e.global_shape, file);
+  write_int_array_attr(ds.get(), "offsets", e.offsets, file);
+}
+
+}  // namespace
+
+std::string rank_file_name(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "rank_%05d.h5", rank);
+  return buf;
+}
+
+uint64_t checksum(const Tensor& t) {
+  return XXH64(t.raw_data(), static_cast<size_t>(t.numel()) * sizeof(float), 0);
+}
+
+FileRecord write_rank_file(const fs::path& dir, int rank, const State& state, RankFileHooks* hooks) {
+  FileRecord rec;
+  rec.file = rank_file_name(rank);
+  rec.rank = rank;
+  const fs::path path = dir / rec.file;
+  const std::string file = path.string();
+  Handle fh;
+  {
+    QuietErrors quiet;
+    fh = Handle(check_id(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), kOp, "cannot create",
+                         file),
+                H5Fclose);
+    write_string_attr(fh.get(), "format", kFormatName, file);
+    write_int_attr(fh.get(), "format_version", kFormatVersion, file);
+    write_int_attr(fh.get(), "step", state.step, file);
+    write_int_attr(fh.get(), "rank", rank, file);
+  }
+  for (size_t i = 0; i < state.tensors.size(); ++i) {
+    const Entry& e = state.tensors[i];
+    const Tensor& t = e.data;
+    TN_CHECK(t.dtype() == DType::f32 && t.is_contiguous() && t.device().is_cpu(), kOp, "'", e.name,
+             "' must be staged as a contiguous host f32 tensor, got ", t.str());
+    if (hooks) hooks->before_dataset(file, static_cast<int>(i), e.name);
+    write_dataset(fh.get(), e, file);
+    TensorInfo ti;
+    ti.file = rec.file;
+    ti.name = e.name;
+    ti.dtype = "f32";
+    ti.global_shape = e.global_shape;
+    ti.offsets = e.offsets;
+    ti.shape = t.shape();
+    ti.xxh64 = checksum(t);
+    rec.tensors.push_back(std::move(ti));
+  }
+  hsize_t reported = 0;
+  {
+    QuietErrors quiet;
+    check_rc(H5Fflush(fh.get(), H5F_SCOPE_GLOBAL), kOp, "cannot flush", file);
+    check_rc(H5Fget_filesize(fh.get(), &reported), kOp, "cannot size", file);
+    TN_CHECK(fh.reset(), kOp, "cannot close '", file, "'");
+  }
+  if (hooks) hooks->after_file(file);
+  io::fsync_path(path, /*directory=*/false, kOp);
+  rec.bytes = static_cast<int64_t>(fs::file_size(path));
+  TN_CHECK(rec.bytes == static_cast<int64_t>(reported), kOp, "short write of '", file, "': ", rec.bytes,
+           " bytes on disk, ", reported, " written");
+  return rec;
+}
+
+Tensor read_dataset(const std::string& dir, const TensorInfo& ti) {
+  QuietErrors quiet;
+  const std::string file = (fs::path(dir) / ti.file).string();
+  Handle fh(check_id(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), kOp, "cannot open", file), H5Fclose);
+  Handle ds(check_id(H5Dopen2(fh.get(), ti.name.c_str(), H5P_DEFAULT), kOp,
+                     "cannot open tensor '" + ti.name + "' in", file),
+            H5Dclose);
+  Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const int nd = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  const Shape shape(dims.begin(), dims.end());
+  TN_CHECK(shape == ti.shape, kOp, "tensor '", ti.name, "' in '", file, "' has shape ", shape_str(shape),
+           ", the manifest records ", shape_str(ti.shape));
+  Tensor buf = Tensor::empty(shape, DType::f32);
+  if (buf.numel())
+    check_rc(H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.raw_data()), kOp,
+             "cannot read tensor '" + ti.name + "' from", file);
+  const uint64_t sum = checksum(buf);
+  TN_CHECK(sum == ti.xxh64, kOp, "checksum mismatch for tensor '", ti.name, "' in '", file, "': xxh64 ",
+           hex64(sum), ", the manifest records ", hex64(ti.xxh64), " (the file is damaged)");
+  return buf;
+}
+
+}  // namespace ternion::checkpoint
