@@ -133,10 +133,12 @@ struct Manifest {
 // shorter than recorded). Throws naming the file and the problem.
 Manifest read_manifest(const std::string& dir);
 
-// Fills `out` (host f32 or f64, contiguous, shape = the slice) with the part of global
-// tensor `name` that starts at `offsets`, assembled from every dataset of that name,
-// verifying each dataset's checksum. Throws naming the file and tensor when data is
-// missing, the global shape differs, or a checksum fails.
+// Fills `out` (host f32 or f64, contiguous, shape = the slice) with the box of global
+// tensor `name` that starts at `offsets`, assembled from the datasets of that name that
+// meet the box (whatever layout wrote them), verifying each one's checksum. Every element
+// of the box must be in some dataset, and datasets that overlap must hold the same values
+// there. Throws naming the tensor and: the first uncovered box and how many elements are
+// missing; the two files whose datasets disagree; a different global shape; a checksum.
 void read_tensor(const Manifest& m, const std::string& name, const Shape& global_shape,
                  const std::vector<int64_t>& offsets, Tensor& out);
 

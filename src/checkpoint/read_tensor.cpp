@@ -1,9 +1,10 @@
-// Loading: a slice of a global tensor reassembled from the datasets of its name, whatever
+// Loading: a box of a global tensor reassembled from the datasets that cover it, whatever
 // layout wrote them (FORMAT.md "Rank files"), and verify.
-#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/coverage.h"
 #include "checkpoint/rank_file.h"
 #include "core/error.h"
 
@@ -19,47 +20,78 @@ bool same_tensor(const std::string& dataset, const std::string& name) {
   return dataset.size() > name.size() + 1 && dataset.starts_with(name) && dataset[name.size()] == '@';
 }
 
+Box box_of(const TensorInfo& ti) { return {ti.offsets, ti.shape}; }
+
+// The part `part` of tensor t, which holds box `whole` of the global tensor.
+Tensor view_of(Tensor t, const Box& whole, const Box& part) {
+  for (int d = 0; d < whole.rank(); ++d) {
+    const int64_t lo = part.offsets[d] - whole.offsets[d];
+    t = t.slice(d, lo, lo + part.shape[d]);
+  }
+  return t;
+}
+
+bool same_values(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.to(DType::f32).contiguous(), y = b.to(DType::f32).contiguous();
+  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
+}
+
 }  // namespace
 
 void read_tensor(const Manifest& m, const std::string& name, const Shape& global_shape,
                  const std::vector<int64_t>& offsets, Tensor& out) {
   const int nd = static_cast<int>(global_shape.size());
-  TN_CHECK(static_cast<int>(offsets.size()) == nd && out.ndim() == nd && out.is_contiguous() &&
-               out.device().is_cpu(),
-           "checkpoint", "read_tensor('", name, "'): bad request ", out.str());
-  int64_t covered = 0;
+  bool request_ok = static_cast<int>(offsets.size()) == nd && out.ndim() == nd && out.is_contiguous() &&
+                    out.device().is_cpu() && (out.dtype() == DType::f32 || out.dtype() == DType::f64);
+  for (int d = 0; request_ok && d < nd; ++d)
+    request_ok = offsets[d] >= 0 && offsets[d] + out.shape()[d] <= global_shape[d];
+  TN_CHECK(request_ok, "checkpoint", "read_tensor('", name, "'): bad request: ", out.str(), " at offsets ",
+           shape_str(Shape(offsets)), " of global shape ", shape_str(global_shape));
+  const Box want{offsets, out.shape()};
+
+  // Which datasets meet the box, and whether together they cover it: decided from the
+  // manifest alone, before any data is read.
+  std::vector<const TensorInfo*> pieces;
+  std::vector<Box> boxes;
   bool found = false;
   for (const TensorInfo& ti : m.tensors) {
     if (!same_tensor(ti.name, name)) continue;
     found = true;
     TN_CHECK(ti.global_shape == global_shape, "checkpoint", "tensor '", name, "' in '",
              (fs::path(m.dir) / ti.file).string(), "' has global shape ", shape_str(ti.global_shape),
-             "; this model expects ", shape_str(global_shape),
-             " (the checkpoint was written for a different model)");
-    // Intersection of the dataset's box with the requested box.
-    std::vector<int64_t> lo(nd), hi(nd);
-    bool empty = false;
-    for (int d = 0; d < nd; ++d) {
-      lo[d] = std::max(ti.offsets[d], offsets[d]);
-      hi[d] = std::min(ti.offsets[d] + ti.shape[d], offsets[d] + out.shape()[d]);
-      if (lo[d] >= hi[d]) empty = true;
+             "; this model expects ", shape_str(global_shape), " (the checkpoint was written for a different model)");
+    if (std::optional<Box> common = intersect(box_of(ti), want)) {
+      pieces.push_back(&ti);
+      boxes.push_back(*common);
     }
-    if (empty && out.numel() > 0) continue;
-    Tensor src = read_dataset(m.dir, ti);
-    if (empty) continue;
-    Tensor dst = out;
-    int64_t n = 1;
-    for (int d = 0; d < nd; ++d) {
-      src = src.slice(d, lo[d] - ti.offsets[d], hi[d] - ti.offsets[d]);
-      dst = dst.slice(d, lo[d] - offsets[d], hi[d] - offsets[d]);
-      n *= hi[d] - lo[d];
-    }
-    dst.copy_(src);
-    covered += n;
   }
   TN_CHECK(found, "checkpoint", "checkpoint '", m.dir, "' has no tensor '", name, "'");
-  TN_CHECK(covered >= out.numel(), "checkpoint", "checkpoint '", m.dir, "' holds only ", covered, " of the ",
-           out.numel(), " elements of tensor '", name, "' requested at offsets ", shape_str(Shape(offsets)));
+  const std::vector<Box> gaps = uncovered(want, boxes);
+  if (!gaps.empty()) {
+    int64_t missing = 0;
+    for (const Box& g : gaps) missing += g.numel();
+    fail("checkpoint", str_cat("checkpoint '", m.dir, "' does not cover tensor '", name, "' ", box_str(want),
+                               " of global shape ", shape_str(global_shape), ": ", missing, " of its ",
+                               want.numel(), " elements are in no dataset, the first of them in ",
+                               box_str(gaps.front())));
+  }
+
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const TensorInfo& ti = *pieces[i];
+    const Box& mine = boxes[i];
+    const Tensor src = read_dataset(m.dir, ti);
+    // Where an earlier dataset already filled part of this one's box, both must agree.
+    for (size_t j = 0; j < i; ++j) {
+      const std::optional<Box> both = intersect(mine, boxes[j]);
+      if (!both) continue;
+      TN_CHECK(same_values(view_of(out, want, *both), view_of(src, box_of(ti), *both)), "checkpoint",
+               "tensor '", name, "' is stored twice over ", box_str(*both), " with different values: '",
+               ti.name, "' in '", (fs::path(m.dir) / ti.file).string(), "' and '", pieces[j]->name, "' in '",
+               (fs::path(m.dir) / pieces[j]->file).string(), "'");
+    }
+    Tensor dst = view_of(out, want, mine);
+    dst.copy_(view_of(src, box_of(ti), mine));
+  }
 }
 
 int64_t verify(const Manifest& m) {
