@@ -1,6 +1,7 @@
 // CUDA build: the per-device allocators (cuda_allocator.cu) and tensor copies.
 // Copies run on the compute stream of the CUDA side, so they are ordered after every
-// kernel queued on it, and end with a sync of that stream (the contract is synchronous).
+// kernel queued on it and before every later one; the host waits only where it needs the
+// result (see cuda_runtime.h).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -42,25 +43,68 @@ CudaCachingAllocator& cuda_caching_allocator(int index) {
 
 Allocator& cuda_allocator(int index) { return cuda_caching_allocator(index); }
 
+namespace {
+
+// Makes `index` the current device for the scope (cudaStreamLegacy names the current
+// device's legacy stream) and restores the previous one.
+class DeviceScope {
+ public:
+  explicit DeviceScope(int index) {
+    TN_CUDA_CHECK(cudaGetDevice(&prev_));
+    if (prev_ != index) TN_CUDA_CHECK(cudaSetDevice(index));
+  }
+  ~DeviceScope() { cudaSetDevice(prev_); }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int prev_ = 0;
+};
+
+// Page-locked (or registered) host memory: an async copy reads it after the call returns.
+bool is_pinned_host(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();  // pageable memory on old runtimes reports an error: not pinned
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
+}  // namespace
+
 void cuda_copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
                      size_t bytes) {
   if (bytes == 0) return;
+  if (dst_device.is_cuda() && src_device.is_cuda() && dst_device.index != src_device.index) {
+    // Between two GPUs: neither compute stream orders the other's work, so wait for the
+    // source's, copy, and wait again before either device reuses the memory.
+    {
+      DeviceScope s(src_device.index);
+      TN_CUDA_CHECK(cudaStreamSynchronize(cuda_compute_stream(src_device.index)));
+    }
+    DeviceScope d(dst_device.index);
+    const cudaStream_t stream = cuda_compute_stream(dst_device.index);
+    cuda_copy_bytes_async(dst, src, bytes, stream);
+    TN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return;
+  }
   const int index = dst_device.is_cuda() ? dst_device.index : src_device.index;
-  int prev = 0;
-  TN_CUDA_CHECK(cudaGetDevice(&prev));
-  TN_CUDA_CHECK(cudaSetDevice(index));
+  DeviceScope scope(index);
   const cudaStream_t stream = cuda_compute_stream(index);
   cuda_copy_bytes_async(dst, src, bytes, stream);
-  const cudaError_t err = cudaStreamSynchronize(stream);
-  cudaSetDevice(prev);
-  TN_CUDA_CHECK(err);
+  // The host waits only when it needs the bytes (device to host) or when the copy would
+  // still read host memory after returning (a pinned source; a pageable one is staged by
+  // the driver before cudaMemcpyAsync returns). Device to device: stream order only.
+  if (dst_device.is_cpu() || (src_device.is_cpu() && is_pinned_host(src))) {
+    TN_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
 }
 
 void cuda_zero_bytes(void* dst, Device device, size_t bytes) {
   if (bytes == 0) return;
-  const cudaStream_t stream = cuda_compute_stream(device.index);
-  TN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream));
-  TN_CUDA_CHECK(cudaStreamSynchronize(stream));
+  DeviceScope scope(device.index);
+  TN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cuda_compute_stream(device.index)));
 }
 
 namespace {
@@ -111,21 +155,17 @@ void cuda_strided_copy(void* dst, const Shape& dst_strides, const void* src, con
     l.src[k] = src_strides[k];
     l.dst[k] = dst_strides[k];
   }
-  int prev = 0;
-  TN_CUDA_CHECK(cudaGetDevice(&prev));
-  TN_CUDA_CHECK(cudaSetDevice(device.index));
+  TN_CHECK(elem == 1 || elem == 2 || elem == 4 || elem == 8, "cuda_strided_copy", "element size ", elem,
+           " unsupported");
+  DeviceScope scope(device.index);
   const cudaStream_t stream = cuda_compute_stream(device.index);
   switch (elem) {
     case 1: launch_strided<uint8_t>(dst, src, l, n, stream); break;
     case 2: launch_strided<uint16_t>(dst, src, l, n, stream); break;
     case 4: launch_strided<uint32_t>(dst, src, l, n, stream); break;
-    case 8: launch_strided<uint64_t>(dst, src, l, n, stream); break;
-    default: cudaSetDevice(prev); fail("cuda_strided_copy", str_cat("element size ", elem, " unsupported"));
+    default: launch_strided<uint64_t>(dst, src, l, n, stream); break;
   }
-  cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
-  cudaSetDevice(prev);
-  TN_CUDA_CHECK(err);
+  TN_CUDA_CHECK(cudaGetLastError());  // the launch only: the copy is ordered on the stream
 }
 
 const char* cuda_version_string() {

@@ -1,12 +1,15 @@
 // NCCL backend (CUDA builds only; nccl_stub.cpp otherwise). One NCCL communicator per
 // group, on its own non-blocking CUDA stream. Each operation waits on an event recorded on
-// the compute stream (the legacy default stream, which the core's kernels and copies use),
-// and records a completion event that a Work polls (cudaEventQuery) together with
+// the compute stream (the legacy default stream, which the core's kernels and copies use)
+// and records a completion event. A Work's wait() makes the compute stream wait on that
+// event (cudaStreamWaitEvent), then polls it (cudaEventQuery) together with
 // ncclCommGetAsyncError until the group's timeout; expiry or an asynchronous NCCL error
 // aborts the NCCL communicator (ncclCommAbort) and ends the job through fatal().
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -55,6 +58,8 @@ struct NcclGroup {
 
 #define TN_NCCL_OK(g, call) (g).check((call), #call, __FILE__, __LINE__)
 
+// One issued operation. Its completion event is recorded on the group's stream at issue;
+// wait() makes the compute stream wait for it on the device first, then polls it.
 class NcclWork final : public Work {
  public:
   NcclWork(std::shared_ptr<NcclGroup> g, const char* name, std::vector<Tensor> keep)
@@ -66,19 +71,26 @@ class NcclWork final : public Work {
     wait();
     cudaEventDestroy(done_);
   }
+  // Does not order the compute stream while the operation runs (a poll must not make
+  // later kernels wait); once it reports completion, it has.
   bool test() override {
     if (finished_) return true;
-    cudaError_t e = cudaEventQuery(done_);
+    const cudaError_t e = cudaEventQuery(done_);
     if (e == cudaErrorNotReady) return false;
     TN_CUDA_OK(e, g_->describe);
-    // Later work on the compute stream runs after the collective (already true on the
-    // host's clock; the event keeps it true for graphs and replays).
-    TN_CUDA_OK(cudaStreamWaitEvent(cudaStreamLegacy, done_, 0), g_->describe);
+    order_compute_stream();
     finished_ = true;
     keep_.clear();
     return true;
   }
   void wait() override {
+    order_compute_stream();
+    // The host learns of completion (or of a dead peer) by polling the event and NCCL's
+    // asynchronous error, sleeping between polls: 5 us doubling to at most 100 us (or a
+    // tenth of the timeout), so the deadline is checked promptly without spinning a core.
+    const auto cap = std::min<std::chrono::microseconds>(
+        std::chrono::microseconds(100), std::chrono::duration_cast<std::chrono::microseconds>(g_->timeout) / 10);
+    std::chrono::microseconds pause(5);
     while (!test()) {
       ncclResult_t async = ncclSuccess;
       TN_NCCL_OK(*g_, ncclCommGetAsyncError(g_->comm, &async));
@@ -89,16 +101,27 @@ class NcclWork final : public Work {
         g_->die(str_cat(name_, " timed out after ", static_cast<double>(g_->timeout.count()) / 1000.0,
                         "s in ", g_->describe, "; a peer died or never arrived"));
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::max(cap, std::chrono::microseconds(1)));
     }
   }
 
  private:
+  // Later work on the compute stream runs after the operation, by the device's ordering
+  // (cudaStreamWaitEvent), whatever the host does meanwhile. Once per Work.
+  void order_compute_stream() {
+    if (ordered_) return;
+    TN_CUDA_OK(cudaSetDevice(g_->device), g_->describe);
+    TN_CUDA_OK(cudaStreamWaitEvent(cudaStreamLegacy, done_, 0), g_->describe);
+    ordered_ = true;
+  }
+
   std::shared_ptr<NcclGroup> g_;
   const char* name_;
-  std::vector<Tensor> keep_;  // storage stays alive until the collective is done
+  std::vector<Tensor> keep_;  // storage stays alive until the operation is done
   Clock::time_point deadline_;
   cudaEvent_t done_ = nullptr;
+  bool ordered_ = false;
   bool finished_ = false;
 };
 

@@ -6,9 +6,11 @@
 //
 // nccl_communicator.cpp implements it in CUDA builds; nccl_stub.cpp in CPU-only builds
 // throws. NCCL runs on its own CUDA stream, ordered after the compute (legacy default)
-// stream by an event; a Work's wait() orders the compute stream after the operation and
-// polls for completion until the group's timeout, after which the NCCL communicator is
-// aborted (ncclCommAbort) and the job ends through fatal().
+// stream by an event recorded there at issue. A Work's wait() first makes the compute
+// stream wait for the operation's completion event (cudaStreamWaitEvent: the device, not
+// the host, orders later kernels and copies after it), then polls that event with
+// ncclCommGetAsyncError at a bounded sleep interval until the group's timeout, after which
+// the NCCL communicator is aborted (ncclCommAbort) and the job ends through fatal().
 #pragma once
 
 #include <mpi.h>
