@@ -158,7 +158,7 @@ double Gpt::flops_per_token() const {
 
 Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext& d) const {
   const int64_t B = x.size(0), T = x.size(1), C = config_.n_embd, H = config_.n_head;
-  const double p = config_.dropout;
+  const double p = d.active ? config_.dropout : 0.0;
   // Element (b, t, c) of this micro-batch is element (sample_offset + b, t, c) of the
   // step's global batch: its mask is that element's.
   const uint64_t offset = static_cast<uint64_t>(d.sample_offset) * static_cast<uint64_t>(T * C);
@@ -190,7 +190,8 @@ Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
   Tensor tok = embedding(idx, weight(wte_));  // [B,T,C]
   Tensor pe = embedding(Tensor::from_vector(pos, {T}).to(idx.device()), weight(wpe_));  // [T,C]
   const uint64_t offset = static_cast<uint64_t>(d.sample_offset) * static_cast<uint64_t>(T * config_.n_embd);
-  return dropout(add(tok, pe), config_.dropout, d.key, dropout_stream(d.step, config_.n_layer, 0), offset);
+  return dropout(add(tok, pe), d.active ? config_.dropout : 0.0, d.key, dropout_stream(d.step, config_.n_layer, 0),
+                 offset);
 }
 
 Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d) const {
@@ -225,13 +226,16 @@ Tensor Gpt::logits(const Tensor& idx) const {
   return head_logits(blocks(embed(idx)));
 }
 
-Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key, uint64_t step,
-                 int64_t sample_offset) const {
+Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, const DropoutContext& d) const {
   require(is_whole(), "the whole model");
   TN_CHECK(targets.shape() == idx.shape(), "model", "targets ", targets.str(), " must match inputs ",
            idx.str());
-  const DropoutContext d{dropout_key, step, sample_offset};
   return head_loss(blocks(embed(idx, d), d), targets);
+}
+
+Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key, uint64_t step,
+                 int64_t sample_offset) const {
+  return loss(idx, targets, DropoutContext{dropout_key, step, sample_offset, true});
 }
 
 }  // namespace ternion::model

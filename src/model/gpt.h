@@ -48,14 +48,16 @@ struct GptShard {
   int tp_size = 1;
 };
 
-// What selects the dropout masks of one micro-batch: the run's key, the step, and the
-// global index of its first sample in the step's global batch. A mask element depends
-// only on (key, step, global layer, site, global sample, position, channel), never on how
-// the batch was split over ranks and micro-batches.
+// Whether dropout is on (training) and what selects the masks of one micro-batch: the
+// run's key, the step, and the global index of its first sample in the step's global
+// batch. A mask element depends only on (key, step, global layer, site, global sample,
+// position, channel), never on how the batch was split over ranks and micro-batches.
+// The default is off (evaluation, sampling).
 struct DropoutContext {
   uint64_t key = 0;
   uint64_t step = 0;
   int64_t sample_offset = 0;
+  bool active = false;
 };
 
 class Gpt {
@@ -82,9 +84,11 @@ class Gpt {
   Tensor head_logits(const Tensor& x) const;
 
   // The whole chain, for a shard holding the whole model: idx, targets [B,T] -> loss.
-  // dropout_key/step/sample_offset select the masks (DropoutContext).
-  Tensor loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key = 0,
-              uint64_t step = 0, int64_t sample_offset = 0) const;
+  // Without a DropoutContext (or with an inactive one) no dropout: evaluation.
+  Tensor loss(const Tensor& idx, const Tensor& targets, const DropoutContext& d = {}) const;
+  // Training: dropout on, masks selected by (dropout_key, step, sample_offset).
+  Tensor loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key, uint64_t step,
+              int64_t sample_offset = 0) const;
   // idx [B,T] -> logits [B,T,V], no dropout (whole model).
   Tensor logits(const Tensor& idx) const;
 

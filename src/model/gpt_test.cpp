@@ -207,7 +207,7 @@ TEST(Gpt, StagesComposeToTheWholeModel) {
   first.init(4);
   last.init(4);
   const Tensor x = ids({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 2, 5), y = ids({2, 3, 4, 5, 6, 7, 8, 9, 10, 0}, 2, 5);
-  const DropoutContext d{77, 5, 3};
+  const DropoutContext d{77, 5, 3, true};
   Tensor lw = whole.loss(x, y, d.key, d.step, d.sample_offset);
   Tensor act = first.blocks(first.embed(x, d), d);
   Tensor lp = last.head_loss(last.blocks(act, d), y);
@@ -230,6 +230,10 @@ TEST(Gpt, StagesComposeToTheWholeModel) {
     for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[p.name][i], want[i], 1e-6) << p.name << " " << i;
   }
   EXPECT_THROW(first.loss(x, y), Error);  // a stage is not the whole model
+  // Without an active context there is no dropout (evaluation): the loss differs from the
+  // training loss and does not depend on the sample offset.
+  EXPECT_NE(whole.loss(x, y).item(), lw.item());
+  EXPECT_EQ(whole.loss(x, y).item(), whole.loss(x, y, DropoutContext{77, 5, 3, false}).item());
   EXPECT_THROW(last.embed(x), Error);
 }
 
