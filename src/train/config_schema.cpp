@@ -230,7 +230,12 @@ const std::vector<Key>& keys() {
       TN_KEY(model, n_layer, "Number of transformer blocks L.", positive()),
       TN_KEY(model, n_head, "Attention heads H per block.", positive()),
       TN_KEY(model, n_embd, "Embedding width C; a multiple of n_head.", positive()),
-      TN_KEY(model, dropout, "Dropout probability; 0 disables dropout.", unit_interval()),
+      TN_KEY(model, dropout,
+             "Dropout probability on the embedding sum and on each block's attention and MLP outputs (not on "
+             "the attention probabilities, which nanoGPT also drops); 0 disables dropout. A mask element "
+             "depends only on (run.seed, step, layer, site, global sample, position, channel): the same for "
+             "every layout and micro-batch size.",
+             unit_interval()),
       TN_KEY(model, init_from, "Checkpoint to initialise the weights from; empty = random init."),
 
       TN_KEY(data, train, "Training data file.", non_empty()),
@@ -246,7 +251,11 @@ const std::vector<Key>& keys() {
              positive()),
       TN_KEY(train, eval_interval, "Steps between evaluations on data.val; 0 = never.",
              non_negative()),
-      TN_KEY(train, eval_batches, "Micro-batches averaged per evaluation.", positive()),
+      TN_KEY(train, eval_batches,
+             "Validation batches of train.global_batch_size sequences per evaluation, split over the "
+             "data-parallel ranks and micro-batches like a training batch (the loss does not depend on the "
+             "layout).",
+             positive()),
 
       TN_KEY(optim, lr, "Peak learning rate, reached at the end of warmup.", non_negative()),
       TN_KEY(optim, min_lr, "Learning rate at the last step of the cosine schedule.",

@@ -1,5 +1,8 @@
 // Data-parallel training against one process, under mpirun (-np 2 and -np 4): same
-// config, seed and global batch; per-step losses agree to 1e-5 relative over 20 steps.
+// config, seed and global batch, dropout 0.1; the one process takes the whole batch in one
+// micro-batch while the dp ranks split it further; per-step losses agree to 1e-5
+// relative over 20 steps. Also checks comm_bytes against the all-reduce formula and
+// memory.json's entries.
 // Rank 0 also trains the single-process reference (it never touches MPI) and resumes a
 // data-parallel checkpoint in one process, which must say it changed dp and continue on
 // the reference's curve.
@@ -13,7 +16,10 @@
 #include "data/token_file.h"
 #include "parallel/context.h"
 #include "parallel/runtime.h"
+#include "model/gpt.h"
+#include "train/model_shard.h"
 #include "train/trainer.h"
+#include "../../tests/reference/mini_json.h"
 
 namespace ternion::train {
 namespace {
@@ -63,7 +69,9 @@ void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t
   }
 }
 
-// micro: micro-batch size; with G=8 and dp ranks, accumulation = 8 / (micro * dp).
+// micro: this run's micro-batch size; with G=8 and dp ranks, accumulation = 8 / (micro * dp).
+// The reference is one process computing the whole batch of 8 in one micro-batch, so a
+// difference in how masks or gradients depend on the split cannot hide on both sides.
 void check_parity(int micro) {
   const int dp = g_ctx->layout.dp;
   SCOPED_TRACE("dp=" + std::to_string(dp) + " micro=" + std::to_string(micro));
@@ -74,10 +82,34 @@ void check_parity(int micro) {
   const TrainSummary got = train(c, log, {}, g_ctx);
   ASSERT_EQ(got.steps.size(), 20u);
   EXPECT_GT(got.steps.back().comm_ms, 0.0);
+  // comm_bytes: every step all-reduces every gradient (S = 4 bytes x parameters) and the
+  // loss (8 bytes) over dp ranks, 2(n-1)/n of each by the nccl-tests convention; the
+  // reducer's own bookkeeping (which parameters got a gradient) adds well under 1%.
+  int64_t n_params = 0;
+  {
+    model::Gpt whole(gpt_config(c, Device::cpu(), DType::f32));
+    n_params = whole.num_parameters();
+  }
+  const double ring = 2.0 * (dp - 1) / dp;
+  for (const StepMetrics& m : got.steps) {
+    const double want = ring * (4.0 * static_cast<double>(n_params) + 8);
+    EXPECT_GE(static_cast<double>(m.comm_bytes.dp), want) << "step " << m.step;
+    EXPECT_LE(static_cast<double>(m.comm_bytes.dp), 1.01 * want) << "step " << m.step;
+    EXPECT_EQ(m.comm_bytes.tp, 0);
+    EXPECT_EQ(m.comm_bytes.pp, 0);
+  }
   if (g_ctx->rank != 0) return;
   EXPECT_NE(log.str().find("layout dp=" + std::to_string(dp) + " tp=1 pp=1"), std::string::npos) << log.str();
+  // memory.json: one entry per rank, each with its coordinates and a full replica.
+  const testing::Json mem = testing::Json::parse_file((fs::path(c.run.dir) / "memory.json").string());
+  ASSERT_EQ(mem["ranks"].array.size(), static_cast<size_t>(dp));
+  for (int r = 0; r < dp; ++r) {
+    EXPECT_EQ(mem["ranks"][r]["rank"].number, r);
+    EXPECT_EQ(mem["ranks"][r]["dp"].number, r);
+    EXPECT_EQ(mem["ranks"][r]["params"].number, 4.0 * static_cast<double>(n_params));
+  }
 
-  Config one = base_config(name + "_ref", micro);
+  Config one = base_config(name + "_ref", 8);
   std::ostringstream ref_log;
   const TrainSummary ref = train(one, ref_log);  // one process, no communication
   expect_same_losses(ref, got);

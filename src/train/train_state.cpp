@@ -1,5 +1,6 @@
 #include "train/train_state.h"
 
+#include <bit>
 #include <filesystem>
 #include <vector>
 
@@ -8,17 +9,56 @@
 
 namespace ternion::train {
 
-// The whole training state this process holds, staged as host copies for a checkpoint.
-// With data parallelism every dp rank holds the same replica: only dp rank 0 writes it.
-checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const optim::AdamW& opt,
+namespace {
+
+// The loss scaler's scale is stored as its IEEE-754 bits, so a resume is exact.
+constexpr const char* kScaleBits = "scaler.scale_bits";
+constexpr const char* kScaleGood = "scaler.good_steps";
+constexpr const char* kScaleSkipped = "scaler.skipped_steps";
+
+// Box k of parameter p, applied to a tensor laid out like p.tensor (its moments).
+Tensor box_rows(const model::Parameter& p, const Tensor& t, size_t k) {
+  if (t.ndim() == 0) return t;
+  const int64_t r = p.row_begin(k);
+  return t.slice(0, r, r + p.boxes[k].shape[0]);
+}
+
+// One dataset per box: "<name>", or "<name>@<k>" when the parameter has several boxes
+// (FORMAT.md); the reader reassembles any box from them.
+checkpoint::Entry entry(std::string name, const model::Parameter& p, const Tensor& t, size_t k) {
+  if (p.boxes.size() > 1) name += "@" + std::to_string(k);
+  checkpoint::Entry e = checkpoint::whole(std::move(name), box_rows(p, t, k).contiguous());
+  e.global_shape = p.global_shape;
+  e.offsets = p.boxes[k].offsets;
+  return e;
+}
+
+// Fills box k of t (laid out like p.tensor) from the checkpoint.
+void read_box(const checkpoint::Manifest& m, const std::string& name, const model::Parameter& p, Tensor& t,
+              size_t k) {
+  Tensor dst = box_rows(p, t, k);
+  const bool direct = dst.device().is_cpu() && dst.dtype() == DType::f32 && dst.is_contiguous();
+  Tensor host = direct ? dst : Tensor::empty(dst.shape());
+  checkpoint::read_tensor(m, name, p.global_shape, p.boxes[k].offsets, host);
+  if (!direct) dst.copy_(host);
+}
+
+}  // namespace
+
+checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const OptimizerStep& update,
                               int64_t next_step, const data::SamplerState& sampler,
                               const parallel::ParallelContext& ctx) {
   checkpoint::State s;
   s.step = next_step;
+  const optim::AdamW& opt = update.adamw();
+  const optim::GradScaler& scaler = update.scaler();
   s.scalars["optim.step"] = opt.steps();
   s.scalars["data.step"] = sampler.step;
   s.scalars["data.sample"] = sampler.sample;
   s.scalars["rng.seed"] = config.run.seed;
+  s.scalars[kScaleBits] = std::bit_cast<int64_t>(scaler.scale());
+  s.scalars[kScaleGood] = scaler.good_steps();
+  s.scalars[kScaleSkipped] = scaler.skipped_steps();
   s.config_yaml = to_yaml(config);
   const parallel::Layout& l = ctx.layout;
   s.layout = {{"dp", std::to_string(l.dp)}, {"tp", std::to_string(l.tp)}, {"pp", std::to_string(l.pp)},
@@ -27,60 +67,76 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
   const auto& params = gpt.parameters();
   const auto& st = const_cast<optim::AdamW&>(opt).state();
   for (size_t i = 0; i < params.size(); ++i) {
-    s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kParamPrefix) + params[i].name, params[i].tensor));
-    if (st[i].m.defined()) {
-      s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kExpAvgPrefix) + params[i].name, st[i].m));
-      s.tensors.push_back(checkpoint::whole(std::string(checkpoint::kExpAvgSqPrefix) + params[i].name, st[i].v));
+    const model::Parameter& p = params[i];
+    if (!p.primary) continue;
+    for (size_t k = 0; k < p.boxes.size(); ++k) {
+      s.tensors.push_back(entry(std::string(checkpoint::kParamPrefix) + p.name, p, p.tensor, k));
+      if (st[i].m.defined()) {
+        s.tensors.push_back(entry(std::string(checkpoint::kExpAvgPrefix) + p.name, p, st[i].m, k));
+        s.tensors.push_back(entry(std::string(checkpoint::kExpAvgSqPrefix) + p.name, p, st[i].v, k));
+      }
     }
   }
   return s;
 }
 
-// Loads `dir` into the model, optimizer and sampler; returns the step to continue from.
-int64_t load_state(const std::string& dir, const Config& config, model::Gpt& gpt, optim::AdamW& opt,
-                   data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log) {
-  const checkpoint::Manifest m = checkpoint::read_manifest(dir);
-  // Same tensor shapes can still be a different model (n_head): compare the sizes.
-  const Config saved = parse_config(m.config_yaml, (std::filesystem::path(dir) / "manifest.yaml").string());
-  const auto check = [&](const char* key, int64_t was, int64_t now) {
-    TN_CHECK(was == now, "resume", "checkpoint '", dir, "' was written for ", key, " = ", was,
-             " but this run has ", key, " = ", now, "; it cannot resume this state");
-  };
-  check("model.vocab_size", saved.model.vocab_size, config.model.vocab_size);
-  check("model.block_size", saved.model.block_size, config.model.block_size);
-  check("model.n_layer", saved.model.n_layer, config.model.n_layer);
-  check("model.n_head", saved.model.n_head, config.model.n_head);
-  check("model.n_embd", saved.model.n_embd, config.model.n_embd);
-  auto& params = gpt.parameters();
-  auto& st = opt.state();
-  const auto read = [&](const std::string& name, Tensor& t) {
-    Tensor host = t.device().is_cpu() && t.dtype() == DType::f32 && t.is_contiguous() ? t : Tensor::empty(t.shape());
-    checkpoint::read_tensor(m, name, t.shape(), std::vector<int64_t>(t.shape().size(), 0), host);
-    if (host.raw_data() != t.raw_data()) t.copy_(host);
-  };
-  const bool has_moments = m.scalars.count("optim.step") && m.scalars.at("optim.step") > 0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    read(std::string(checkpoint::kParamPrefix) + params[i].name, params[i].tensor);
-    if (has_moments) {
-      if (!st[i].m.defined()) {
-        st[i].m = Tensor::zeros(params[i].tensor.shape(), params[i].tensor.dtype(), params[i].tensor.device());
-        st[i].v = Tensor::zeros(params[i].tensor.shape(), params[i].tensor.dtype(), params[i].tensor.device());
-      }
-      read(std::string(checkpoint::kExpAvgPrefix) + params[i].name, st[i].m);
-      read(std::string(checkpoint::kExpAvgSqPrefix) + params[i].name, st[i].v);
-    }
+LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
+                      data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log) {
+  using Status = LoadResult::Status;
+  checkpoint::Manifest m;
+  Config saved;
+  try {
+    m = checkpoint::read_manifest(dir);
+    saved = parse_config(m.config_yaml, (std::filesystem::path(dir) / "manifest.yaml").string());
+  } catch (const Error& e) {
+    return {Status::kDamaged, 0, e.what()};
   }
-  opt.set_steps(m.scalars.count("optim.step") ? m.scalars.at("optim.step") : 0);
+  // Same tensor shapes can still be a different model (n_head): compare the sizes.
+  for (const auto& [key, was, now] : {std::tuple{"model.vocab_size", saved.model.vocab_size, config.model.vocab_size},
+                                      std::tuple{"model.block_size", saved.model.block_size, config.model.block_size},
+                                      std::tuple{"model.n_layer", saved.model.n_layer, config.model.n_layer},
+                                      std::tuple{"model.n_head", saved.model.n_head, config.model.n_head},
+                                      std::tuple{"model.n_embd", saved.model.n_embd, config.model.n_embd}}) {
+    if (was != now)
+      return {Status::kIncompatible, 0,
+              str_cat("[resume] checkpoint '", dir, "' was written for ", key, " = ", was, " but this run has ", key,
+                      " = ", now, "; it cannot resume this state")};
+  }
+  try {
+    auto& params = gpt.parameters();
+    auto& st = update.adamw().state();
+    const bool has_moments = m.scalars.count("optim.step") && m.scalars.at("optim.step") > 0;
+    for (size_t i = 0; i < params.size(); ++i) {
+      model::Parameter& p = params[i];
+      for (size_t k = 0; k < p.boxes.size(); ++k) {
+        read_box(m, std::string(checkpoint::kParamPrefix) + p.name, p, p.tensor, k);
+        if (has_moments) {
+          read_box(m, std::string(checkpoint::kExpAvgPrefix) + p.name, p, st[i].m, k);
+          read_box(m, std::string(checkpoint::kExpAvgSqPrefix) + p.name, p, st[i].v, k);
+        }
+      }
+    }
+    TN_CHECK(m.scalars.count("data.step") && m.scalars.count("data.sample"), "resume", "checkpoint '", dir,
+             "' has no data position (data.step, data.sample)");
+  } catch (const Error& e) {
+    return {Status::kDamaged, 0, e.what()};
+  }
+  update.adamw().set_steps(m.scalars.count("optim.step") ? m.scalars.at("optim.step") : 0);
+  // Checkpoints written before the scaler was saved resume with a fresh scaler.
+  if (m.scalars.count(kScaleBits))
+    update.scaler().set_state(std::bit_cast<double>(m.scalars.at(kScaleBits)), m.scalars.at(kScaleGood),
+                              m.scalars.at(kScaleSkipped));
   sampler.set_state({m.scalars.at("data.step"), m.scalars.at("data.sample")});
   log << "ternion train: resumed from " << dir << " at step " << m.step;
   if (m.layout.count("dp") && m.layout.at("dp") != std::to_string(layout.dp))
     log << " (written with dp=" << m.layout.at("dp") << ", resuming with dp=" << layout.dp << ")";
   log << "\n";
-  return m.step;
+  return {Status::kOk, m.step, ""};
 }
 
-int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, optim::AdamW& opt,
+int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log) {
+  using Status = LoadResult::Status;
   if (how == "none") return 0;
   std::vector<std::string> candidates;
   if (how == "auto") {
@@ -96,25 +152,18 @@ int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, op
   }
   parallel::Communicator& world = *ctx.world;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    std::string error;
-    int64_t step = 0;
-    try {
-      step = load_state(candidates[i], config, gpt, opt, sampler, ctx.layout, log);
-    } catch (const Error& e) {
-      error = e.what();
-    }
+    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log);
     // Every rank must continue from the same state: one rank's failure is everyone's.
-    if (world.all_true(error.empty())) return step;
+    if (world.all_true(r.status == Status::kOk)) return r.step;
     // A checkpoint for another model is the user's mistake, not damage: never skip it.
-    const bool wrong_model = !world.all_true(error.find("[resume]") != 0);
-    if (how != "auto" || wrong_model || i + 1 == candidates.size()) {
-      if (error.empty()) {
+    const bool incompatible = !world.all_true(r.status != Status::kIncompatible);
+    if (how != "auto" || incompatible || i + 1 == candidates.size()) {
+      if (r.status == Status::kOk)
         fail("resume", str_cat("another rank could not load '", candidates[i], "' (its error is in its log)"));
-      }
-      throw Error(error);
+      throw Error(r.message);
     }
     log << "ternion train: warning: skipping damaged checkpoint " << candidates[i] << ": "
-        << (error.empty() ? "another rank could not load it" : error) << "\n";
+        << (r.status == Status::kOk ? "another rank could not load it" : r.message) << "\n";
     // Partially loaded state is overwritten by the next candidate in full.
   }
   return 0;

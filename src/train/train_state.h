@@ -1,5 +1,6 @@
-// The training state a checkpoint holds (parameters, AdamW moments, data position, RNG
-// seed, config, layout): staged for a save, loaded on resume. Internal to src/train.
+// The training state a checkpoint holds (parameters and AdamW moments box by box, the
+// loss scaler, data position, RNG seed, config, layout): staged for a save, loaded on
+// resume. Internal to src/train.
 #pragma once
 
 #include <cstdint>
@@ -9,28 +10,39 @@
 #include "checkpoint/checkpoint.h"
 #include "data/sampler.h"
 #include "model/gpt.h"
-#include "optim/adamw.h"
 #include "parallel/context.h"
 #include "train/config.h"
+#include "train/update.h"
 
 namespace ternion::train {
 
-// The whole training state this process holds, staged as host copies for a checkpoint.
-// With data parallelism every dp rank holds the same replica: only dp rank 0 writes it.
-checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const optim::AdamW& opt,
+// What this rank writes, staged as host copies: each primary parameter's boxes (and their
+// AdamW moments) at their global offsets, on dp rank 0 only (the other dp ranks hold the
+// same replica). Tied copies and tp-replicated copies on tp ranks > 0 are not written.
+checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const OptimizerStep& update,
                               int64_t next_step, const data::SamplerState& sampler,
                               const parallel::ParallelContext& ctx);
 
-// Loads checkpoint `dir` into the model, optimizer and sampler; returns the step to
-// continue from. Throws "[resume] ..." when the checkpoint is for another model, other
-// errors (naming file and tensor) when it is damaged.
-int64_t load_state(const std::string& dir, const Config& config, model::Gpt& gpt, optim::AdamW& opt,
-                   data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log);
+struct LoadResult {
+  enum class Status {
+    kOk,
+    kIncompatible,  // a checkpoint of another model: the user's mistake, never skipped
+    kDamaged,       // unreadable, incomplete or failing a checksum: resume may skip it
+  };
+  Status status = Status::kOk;
+  int64_t step = 0;     // the step to continue from (kOk)
+  std::string message;  // why not (otherwise)
+};
+
+// Loads checkpoint `dir` into the model (every box this rank holds, tied copies included),
+// the optimizer, the loss scaler and the sampler.
+LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
+                      data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log);
 
 // `how`: "none" (returns 0), "auto" (run.dir's latest, then older complete checkpoints,
 // skipping damaged ones with a warning; 0 when there is none) or a checkpoint directory.
 // Collective over the world: every rank loads the same checkpoint or every rank throws.
-int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, optim::AdamW& opt,
+int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log);
 
 }  // namespace ternion::train

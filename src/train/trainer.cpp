@@ -2,9 +2,7 @@
 
 #include <cblas.h>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,8 +12,6 @@
 
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
-#include "checkpoint/checkpoint.h"
-#include "checkpoint/format.h"
 #include "checkpoint/weights_file.h"
 #include "core/allocator.h"
 #include "core/rng.h"
@@ -23,10 +19,16 @@
 #include "data/token_file.h"
 #include "model/gpt.h"
 #include "optim/adamw.h"
-#include "optim/grad_scaler.h"
-#include "parallel/data_parallel.h"
+#include "io/durable.h"
+#include "train/gather.h"
+#include "train/grad_sync.h"
+#include "train/metrics.h"
+#include "train/model_shard.h"
 #include "train/precision.h"
+#include "train/schedule.h"
+#include "train/step_checkpoints.h"
 #include "train/train_state.h"
+#include "train/update.h"
 
 #include <xxhash.h>
 
@@ -38,19 +40,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
-  model::GptConfig g;
-  g.device = device;
-  g.compute_dtype = compute;
-  g.vocab_size = c.model.vocab_size;
-  g.block_size = c.model.block_size;
-  g.n_layer = c.model.n_layer;
-  g.n_head = c.model.n_head;
-  g.n_embd = c.model.n_embd;
-  g.dropout = c.model.dropout;
-  return g;
 }
 
 // The CPU's achievable f32 FLOP/s, measured with one sgemm: the peak MFU is stated against.
@@ -68,87 +57,41 @@ double measure_cpu_peak_flops(int reps = 3) {
   return best;
 }
 
-// A micro-batch: the sampler fills the host tensors, upload() copies them to the device
-// the model runs on (the same tensors when that is the CPU). The copy is synchronous:
-// B·T·8 bytes, 128 KiB for GPT-2 at B=16, against tens of milliseconds of compute.
-class BatchBuffer {
- public:
-  BatchBuffer(int64_t rows, int64_t T, Device device)
-      : idx(Tensor::empty({rows, T}, DType::i32)), tgt(Tensor::empty({rows, T}, DType::i32)),
-        dev_idx(device.is_cpu() ? idx : Tensor::empty({rows, T}, DType::i32, device)),
-        dev_tgt(device.is_cpu() ? tgt : Tensor::empty({rows, T}, DType::i32, device)) {}
-  void upload() {
-    if (dev_idx.raw_data() == idx.raw_data()) return;
-    dev_idx.copy_(idx);
-    dev_tgt.copy_(tgt);
-  }
-  Tensor idx, tgt;          // [B,T] host
-  Tensor dev_idx, dev_tgt;  // [B,T] on the model's device
-};
-
-// Mean loss over the first `batches` validation batches; the batches are dealt round-robin
-// over the dp group and the per-batch losses summed over it.
-double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches, int64_t micro,
-                parallel::Communicator& dp) {
-  autograd::NoGrad no_grad;
-  BatchBuffer buf(micro, gpt.config().block_size, gpt.config().device);
-  double total = 0;
-  for (int64_t b = dp.rank(); b < batches; b += dp.size()) {
-    val.fill(b, 0, micro, buf.idx.data<int32_t>(), buf.tgt.data<int32_t>());
-    buf.upload();
-    total += gpt.loss(buf.dev_idx, buf.dev_tgt).item();
-  }
-  return dp.all_reduce_scalar(total, parallel::ReduceOp::kSum) / static_cast<double>(batches);
+// What the run prints once at start.
+void log_start(std::ostream& log, const Config& config, const model::Gpt& gpt, const data::TokenSource& src,
+               const data::BatchSampler& sampler, const parallel::ParallelContext& ctx, int64_t accum, double peak) {
+  const auto& mc = config.model;
+  log << "ternion train: " << gpt.num_parameters() << " parameters, " << mc.n_layer << " layers, " << mc.n_embd
+      << " wide, " << mc.n_head << " heads, block " << mc.block_size << "\n"
+      << "  data " << config.data.train << ": " << src.size() << " tokens, " << sampler.num_samples()
+      << " samples; batch " << config.train.global_batch_size << " x " << mc.block_size
+      << " tokens; per data-parallel rank " << accum << " micro-batch(es) of " << config.train.micro_batch_size
+      << "\n"
+      << ctx.describe_layout() << "  device " << ctx.device.str() << ", precision " << config.precision
+      << "; MFU is stated against "
+      << (ctx.device.is_cuda() ? "an H100 SXM's dense peak, " : "the best CPU sgemm rate measured in the run, at start ")
+      << std::fixed << std::setprecision(1) << peak / 1e9 << " GFLOP/s" << std::endl;
+  log.unsetf(std::ios::fixed);
 }
 
-std::string json_number(double v) {
-  std::ostringstream o;
-  o << std::setprecision(8) << v;
-  return o.str();
-}
-
-void write_metrics(std::ostream& out, const StepMetrics& m, size_t mem) {
-  out << std::setprecision(8) << "{\"step\": " << m.step << ", \"loss\": " << m.loss << ", \"lr\": " << m.lr
-      << ", \"grad_norm\": " << m.grad_norm << ", \"ms\": " << m.ms
-      << ", \"tokens_per_sec\": " << m.tokens_per_sec << ", \"mfu\": " << m.mfu
-      << ", \"mem_bytes\": " << mem << ", \"comm_ms\": " << m.comm_ms;
-  if (m.loss_scale > 0)
-    out << ", \"loss_scale\": " << m.loss_scale << ", \"skipped\": " << (m.skipped ? "true" : "false")
-        << ", \"skipped_steps\": " << m.skipped_steps;
-  if (m.val_loss >= 0) out << ", \"val_loss\": " << m.val_loss;
-  if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << json_number(m.ckpt_block_ms);
-  if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << json_number(m.ckpt_total_ms);
-  out << "}\n";
-  out.flush();
-}
-
-// Preemption: SIGUSR1 (Slurm's --signal) and SIGTERM only set a flag; the step loop acts
-// on it at the next step boundary, where every rank agrees.
-std::atomic<int> g_preempt_signal{0};
-
-extern "C" void on_preempt_signal(int sig) { g_preempt_signal.store(sig); }
-
-class PreemptionHandler {
- public:
-  PreemptionHandler() {
-    g_preempt_signal.store(0);
-    struct sigaction sa {};
-    sa.sa_handler = on_preempt_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, &old_usr1_);
-    sigaction(SIGTERM, &sa, &old_term_);
+// This rank's memory.json entry.
+MemoryEntry memory_entry(const model::Gpt& gpt, const OptimizerStep& update, const parallel::ParallelContext& ctx,
+                         int64_t activations_peak, int64_t peak) {
+  MemoryEntry e;
+  e.rank = ctx.rank;
+  e.coord = ctx.coord;
+  for (const auto& p : gpt.parameters()) {
+    e.params += static_cast<int64_t>(p.tensor.nbytes());
+    const Tensor g = autograd::grad(p.tensor);
+    if (g.defined()) e.grads += static_cast<int64_t>(g.nbytes());
   }
-  ~PreemptionHandler() {
-    sigaction(SIGUSR1, &old_usr1_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
+  for (const auto& st : const_cast<optim::AdamW&>(update.adamw()).state()) {
+    if (st.m.defined()) e.optim += static_cast<int64_t>(st.m.nbytes() + st.v.nbytes());
   }
-  PreemptionHandler(const PreemptionHandler&) = delete;
-  PreemptionHandler& operator=(const PreemptionHandler&) = delete;
-  int signal() const { return g_preempt_signal.load(); }
-
- private:
-  struct sigaction old_usr1_ {}, old_term_ {};
-};
+  e.activations_peak = activations_peak;
+  e.peak = peak;
+  return e;
+}
 
 }  // namespace
 
@@ -214,26 +157,23 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   if (!config.data.val.empty()) {
     data::SamplerOptions vo = so;
     vo.shuffle = false;
-    vo.global_batch = tc.micro_batch_size;
+    vo.global_batch = tc.global_batch_size;
     val_sampler = std::make_unique<data::BatchSampler>(data::open_token_source(config.data.val, source_options), vo);
   }
 
-  model::Gpt gpt(gpt_config(config, ctx.device, precision.compute));
-  if (mc.init_from.empty()) {
-    gpt.init(static_cast<uint64_t>(config.run.seed));
-  } else {
-    std::vector<checkpoint::NamedTensor> named;
-    for (auto& p : gpt.parameters()) named.push_back({p.name, p.tensor});
-    checkpoint::read_weights(mc.init_from, named);
-  }
-  std::vector<optim::ParamRef> refs;
-  for (auto& p : gpt.parameters()) refs.push_back({p.name, p.tensor, p.weight_decay});
-  optim::AdamW opt(refs, {config.optim.beta1, config.optim.beta2, config.optim.eps, config.optim.weight_decay});
-
+  // The parts of a step.
+  std::unique_ptr<model::Gpt> gpt = build_model(config, ctx, precision.compute);
+  OptimizerStep update(param_refs(*gpt), config.optim, precision, [&ctx](double local) {
+    // The norm of the whole model: tp and pp ranks hold distinct parts of it.
+    const double tp = ctx.tp->all_reduce_scalar(local, parallel::ReduceOp::kSum);
+    return ctx.pp->all_reduce_scalar(tp, parallel::ReduceOp::kSum);
+  });
   // Resume before anything is written to run.dir.
-  const int64_t start_step = resume(options.resume, config, gpt, opt, sampler, ctx, log);
+  const int64_t start_step = resume(options.resume, config, *gpt, update, sampler, ctx, log);
   TN_CHECK(start_step <= tc.steps, "resume", "the checkpoint is at step ", start_step, " but train.steps is ",
            tc.steps, "; raise train.steps to train further");
+  std::unique_ptr<GradSync> sync = make_grad_sync(config, ctx, *gpt);
+  SequentialSchedule schedule(*gpt, sampler, tc.micro_batch_size);
 
   std::filesystem::create_directories(config.run.dir);
   std::ofstream metrics;
@@ -245,72 +185,44 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   // Data parallel: dp rank r computes samples [r·G/dp, (r+1)·G/dp) of every global batch,
   // in `accum` micro-batches; the gradient average over the group equals the
   // single-process gradient of the whole batch.
-  const int64_t dp_rank = ctx.coord.dp;
   const int64_t per_rank = tc.global_batch_size / layout.dp;
-  const int64_t accum = per_rank / tc.micro_batch_size;
+  StepWork work;
+  work.first_sample = ctx.coord.dp * per_rank;
+  work.micro_batch_size = tc.micro_batch_size;
+  work.micro_batches = per_rank / tc.micro_batch_size;
+  work.dropout_key = stream_key(static_cast<uint64_t>(config.run.seed), "dropout");
   const int64_t T = mc.block_size;
   const bool on_cuda = ctx.device.is_cuda();
   double peak = on_cuda ? cuda_peak_flops(precision.compute) : measure_cpu_peak_flops();
   auto peak_measured_at = Clock::now();
-  const uint64_t dropout_key = stream_key(static_cast<uint64_t>(config.run.seed), "dropout");
-  log << "ternion train: " << gpt.num_parameters() << " parameters, " << mc.n_layer << " layers, "
-      << mc.n_embd << " wide, " << mc.n_head << " heads, block " << T << "\n"
-      << "  data " << config.data.train << ": " << train_src->size() << " tokens, "
-      << sampler.num_samples() << " samples; batch " << tc.global_batch_size << " x " << T
-      << " tokens; per data-parallel rank " << accum << " micro-batch(es) of " << tc.micro_batch_size << "\n"
-      << ctx.describe_layout() << "  device " << ctx.device.str() << ", precision " << config.precision
-      << "; MFU is stated against "
-      << (on_cuda ? "an H100 SXM's dense peak, " : "the best CPU sgemm rate measured in the run, at start ")
-      << std::fixed
-      << std::setprecision(1) << peak / 1e9 << " GFLOP/s" << std::endl;
-  log.unsetf(std::ios::fixed);
+  log_start(log, config, *gpt, *train_src, sampler, ctx, work.micro_batches, peak);
 
   TrainSummary summary;
   summary.start_step = start_step;
   const data::SamplerState sampler_base = sampler.get_state();
-  checkpoint::Group group;
-  group.rank = ctx.rank;
-  group.size = ctx.world->size();
-  group.all_true = [&ctx](bool b) { return ctx.world->all_true(b); };
-  group.all_gather = [&ctx](const std::string& s) { return ctx.world->all_gather_strings(s); };
-  checkpoint::Checkpointer checkpointer(config.run.dir, group, {config.checkpoint.async, config.checkpoint.keep});
-  std::vector<Tensor> param_tensors;
-  for (auto& p : gpt.parameters()) param_tensors.push_back(p.tensor);
-  parallel::GradReducer reducer(*ctx.dp, param_tensors, config.parallel.bucket_mb);
-  BatchBuffer buf(tc.micro_batch_size, T, ctx.device);
-  optim::GradScaler scaler(grad_scaler_options(precision));
-  PreemptionHandler preemption;
-  const auto agree_any = [&ctx](bool b) {
-    return ctx.world->all_reduce_scalar(b ? 1.0 : 0.0, parallel::ReduceOp::kMax) > 0;
-  };
+  StepCheckpoints checkpoints(config, ctx, options.stop_at_step);
+  CommMeter comm(ctx);
+  Allocator& allocator = allocator_for(ctx.device);
+  size_t run_peak = 0, activations_peak = 0;
   for (int64_t step = start_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
+    allocator.reset_peak();
+    autograd::reset_saved_peak();
+    comm.lap();
     StepMetrics m;
     m.step = step;
-    m.lr = optim::learning_rate(step, tc.steps, config.optim.warmup_steps, config.optim.lr,
-                                config.optim.min_lr, config.optim.schedule);
-    for (auto& p : gpt.parameters()) autograd::zero_grad(p.tensor);
-    for (int64_t micro = 0; micro < accum; ++micro) {
-      const int64_t first = dp_rank * per_rank + micro * tc.micro_batch_size;
-      sampler.fill(step, first, tc.micro_batch_size, buf.idx.data<int32_t>(), buf.tgt.data<int32_t>());
-      buf.upload();
-      Tensor loss = gpt.loss(buf.dev_idx, buf.dev_tgt, dropout_key, static_cast<uint64_t>(step), first);
-      m.loss += loss.item() / static_cast<double>(accum);
-      reducer.begin_backward(micro + 1 == accum);
-      // scaler.scale() is 1 without loss scaling: the gradient of mean-over-micro-batches.
-      autograd::backward(autograd::scale(loss, scaler.scale() / static_cast<double>(accum)));
-    }
-    reducer.finish();
-    m.comm_ms = reducer.stats().wait_ms;
-    m.loss = ctx.dp->all_reduce_scalar(m.loss, parallel::ReduceOp::kAvg);
-    // Gradients are dp-averaged, so every rank sees the same norm and takes the same
-    // skip decision.
-    scaler.unscale(refs);
-    m.grad_norm = optim::clip_grad_norm(refs, config.optim.grad_clip);
-    if (scaler.enabled()) m.loss_scale = scaler.scale();
-    m.skipped = !scaler.update(m.grad_norm);
-    m.skipped_steps = scaler.skipped_steps();
-    if (!m.skipped) opt.step(m.lr);
+    m.lr = optim::learning_rate(step, tc.steps, config.optim.warmup_steps, config.optim.lr, config.optim.min_lr,
+                                config.optim.schedule);
+    for (auto& p : gpt->parameters()) autograd::zero_grad(p.tensor);
+    work.step = step;
+    work.loss_scale = update.loss_scale();
+    m.loss = ctx.dp->all_reduce_scalar(schedule.run(work, *sync), parallel::ReduceOp::kAvg);
+    m.comm_ms = sync->wait_ms();
+    const UpdateResult u = update.apply(m.lr);
+    m.grad_norm = u.grad_norm;
+    m.loss_scale = u.loss_scale;
+    m.skipped = u.skipped;
+    m.skipped_steps = u.skipped_steps;
     const double secs = seconds_since(t0);
     m.ms = secs * 1e3;
     m.tokens_per_sec = static_cast<double>(tc.global_batch_size * T) / secs;
@@ -320,70 +232,63 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
       peak = std::max(peak, measure_cpu_peak_flops(1));
       peak_measured_at = Clock::now();
     }
-    m.mfu = gpt.flops_per_token() * m.tokens_per_sec / (peak * layout.world_size());
+    m.mfu = gpt->flops_per_token() * m.tokens_per_sec / (peak * layout.world_size());
+    m.comm_bytes = comm.lap();  // the step's traffic, before evaluation and checkpoint votes
+    m.mem_peak = allocator.stats().peak_allocated;
+    run_peak = std::max(run_peak, m.mem_peak);
+    activations_peak = std::max(activations_peak, autograd::saved_stats().peak);
     const bool last = step + 1 == tc.steps;
     if (val_sampler && ((tc.eval_interval > 0 && (step + 1) % tc.eval_interval == 0) || last)) {
-      m.val_loss = evaluate(gpt, *val_sampler, tc.eval_batches, tc.micro_batch_size, *ctx.dp);
+      m.val_loss = evaluate(*gpt, *val_sampler, tc.eval_batches, work, *ctx.dp);
       summary.final_val_loss = m.val_loss;
     }
-    if (auto committed = checkpointer.poll()) m.ckpt_total_ms = committed->total_s * 1e3;
-    const int64_t ci = config.checkpoint.interval;
-    // Every rank must take the same decision: the flag is agreed over the world.
-    const bool preempted = !last && agree_any(preemption.signal() != 0);
-    const bool stop = !last && (options.stop_at_step == step + 1 || preempted);
-    if ((ci > 0 && ((step + 1) % ci == 0 || last)) || stop) {
-      const auto c0 = Clock::now();
-      const data::SamplerState next{step + 1, sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
-      checkpointer.save(stage_state(config, gpt, opt, step + 1, next, ctx));
-      m.ckpt_block_ms = seconds_since(c0) * 1e3;
-      if (last || stop || !config.checkpoint.async) {
-        if (auto committed = checkpointer.finish()) m.ckpt_total_ms = committed->total_s * 1e3;
-      }
-    }
+    const StepCheckpoints::Outcome ck = checkpoints.end_of_step(step, last, [&] {
+      const data::SamplerState next{step + 1,
+                                    sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
+      return stage_state(config, *gpt, update, step + 1, next, ctx);
+    });
+    m.ckpt_block_ms = ck.block_ms;
+    m.ckpt_total_ms = ck.total_ms;
+    m.mem_bytes = allocator.stats().allocated;
     const bool log_now = step == start_step || last || (step + 1) % config.log.interval == 0 || m.skipped ||
                          m.val_loss >= 0 || m.ckpt_block_ms >= 0 || m.ckpt_total_ms >= 0;
-    const size_t mem = allocator_for(ctx.device).stats().allocated;
     if (log_now) {
-      log << "step " << std::setw(5) << step + 1 << "/" << tc.steps << " | loss " << std::fixed
-          << std::setprecision(4) << m.loss;
-      if (m.val_loss >= 0) log << " | val " << m.val_loss;
-      log << " | lr " << std::scientific << std::setprecision(2) << m.lr << std::fixed
-          << " | grad norm " << std::setprecision(3) << m.grad_norm << " | " << std::setprecision(1)
-          << m.ms << " ms | " << std::setprecision(0) << m.tokens_per_sec << " tok/s | MFU "
-          << std::setprecision(1) << 100 * m.mfu << "% | mem " << mem / 1048576.0 << " MiB";
-      if (layout.dp > 1) log << " | comm wait " << m.comm_ms << " ms";
-      if (m.skipped) log << " | skipped: inf/nan gradients, loss scale now " << scaler.scale();
-      if (scaler.enabled() && m.skipped_steps > 0) log << " | " << m.skipped_steps << " skipped";
-      if (m.ckpt_block_ms >= 0) log << " | ckpt save blocked " << m.ckpt_block_ms << " ms";
-      if (m.ckpt_total_ms >= 0) log << " | ckpt committed in " << m.ckpt_total_ms << " ms";
-      log << "\n";
-      log.unsetf(std::ios::fixed | std::ios::scientific);
+      log << log_line(m, {tc.steps, layout.dp > 1, update.scaler().enabled(), update.scaler().scale()});
       log.flush();
-      if (ctx.is_main()) write_metrics(metrics, m, mem);
+      if (ctx.is_main()) {
+        metrics << metrics_json(m);
+        metrics.flush();
+      }
     }
-    if (options.on_step) options.on_step(m, mem);
+    if (options.on_step) options.on_step(m, m.mem_bytes);
     TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
              "; lower optim.lr or check the data");
     summary.steps.push_back(m);
-    if (stop) {
-      if (preempted) {
-        log << "ternion train: preempted at step " << step + 1 << " (signal " << preemption.signal()
+    if (ck.stop) {
+      if (ck.preempted) {
+        log << "ternion train: preempted at step " << step + 1 << " (signal " << ck.signal
             << "); checkpoint committed" << std::endl;
       } else {
         log << "ternion train: stopped after step " << step + 1 << " with a checkpoint; resume with --resume auto"
             << std::endl;
       }
       summary.stopped = true;
-      summary.preempted = preempted;
-      return summary;
+      summary.preempted = ck.preempted;
+      break;
     }
   }
 
+  // memory.json: every rank's entry, gathered and written by rank 0.
+  summary.memory = memory_entry(*gpt, update, ctx, static_cast<int64_t>(activations_peak),
+                                static_cast<int64_t>(std::max(run_peak, allocator.stats().peak_allocated)));
+  const std::vector<std::string> entries = ctx.world->all_gather_strings(memory_entry_json(summary.memory));
+  if (ctx.is_main()) io::write_file_atomically(std::filesystem::path(config.run.dir) / "memory.json", memory_json(entries), "train");
+  if (summary.stopped) return summary;
+
   summary.weights_path = (std::filesystem::path(config.run.dir) / "model.h5").string();
+  const std::vector<checkpoint::NamedTensor> whole = gather_whole_weights(*gpt, ctx);
   if (!ctx.is_main()) return summary;
-  std::vector<checkpoint::NamedTensor> named;
-  for (auto& p : gpt.parameters()) named.push_back({p.name, p.tensor});
-  checkpoint::write_weights(summary.weights_path, named,
+  checkpoint::write_weights(summary.weights_path, whole,
                             {{"vocab_size", mc.vocab_size}, {"block_size", mc.block_size},
                              {"n_layer", mc.n_layer}, {"n_head", mc.n_head}, {"n_embd", mc.n_embd}});
   log << "ternion train: done; weights in " << summary.weights_path << "\n";

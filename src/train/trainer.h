@@ -1,9 +1,10 @@
-// The single-process training loop: data, model, AdamW, schedule, clipping, gradient
-// accumulation, evaluation, console log and metrics.jsonl. Later layers (data parallel,
-// checkpoints) wrap the same step. The model, gradients and optimizer state live on the
-// context's device (ctx.device: a GPU per rank under MPI when CUDA is available); batches
-// are copied there per micro-batch; `precision` picks fp32 or bf16 mixed precision
-// (train/precision.h).
+// The training loop: a short loop over the parts of a step, each in its own file with a
+// test beside it: the model shard (model_shard.h), the micro-batch schedule (schedule.h),
+// gradient synchronisation (grad_sync.h), the global norm, clipping and the optimizer
+// step (update.h), metrics and logging (metrics.h), checkpoints and preemption
+// (step_checkpoints.h, train_state.h). The model, gradients and optimizer state live on
+// the context's device (ctx.device: a GPU per rank under MPI when CUDA is available);
+// `precision` picks fp32, bf16 or fp16 mixed precision (train/precision.h).
 #pragma once
 
 #include <cstdint>
@@ -15,27 +16,9 @@
 #include "parallel/context.h"
 #include "parallel/topology.h"
 #include "train/config.h"
+#include "train/metrics.h"
 
 namespace ternion::train {
-
-struct StepMetrics {
-  int64_t step = 0;
-  double loss = 0;      // mean cross-entropy over the step's global batch, before the update
-  double lr = 0;
-  double grad_norm = 0;  // before clipping
-  double ms = 0;
-  double tokens_per_sec = 0;
-  double mfu = 0;         // fraction of peak_flops
-  double val_loss = -1;   // < 0: not evaluated at this step
-  double ckpt_block_ms = -1;  // a save started at this step: time the step loop was blocked
-  double ckpt_total_ms = -1;  // a save committed at this step: its time from start to commit
-  double comm_ms = 0;         // time the step waited on the gradient all-reduce (data parallel)
-  // Loss scaling (precision: fp16): the scale this step's backward used (0: no scaling),
-  // whether the update was skipped for inf/nan gradients, and the run's skipped steps so far.
-  double loss_scale = 0;
-  bool skipped = false;
-  int64_t skipped_steps = 0;
-};
 
 struct TrainOptions {
   // "auto": resume from run.dir's newest complete checkpoint when there is one, skipping
@@ -57,6 +40,7 @@ struct TrainSummary {
   std::vector<StepMetrics> steps;  // every step run by this call
   double final_val_loss = -1;
   std::string weights_path;  // the final weights, in the init_from format
+  MemoryEntry memory;        // this rank's memory.json entry
 };
 
 // Resolves parallel.* against the world size and checks what the layout demands of the
@@ -70,8 +54,9 @@ parallel::Layout resolve_layout(const Config& config, int world_size);
 uint64_t config_hash(const Config& config);
 
 // Runs `config` to completion. SIGUSR1 or SIGTERM (preemption) ends the run at the next
-// step boundary with a checkpoint committed (summary.preempted). Log lines go to `log`; metrics.jsonl and model.h5 go to
-// run.dir. Throws Error (naming the key, file or value) on bad input before training.
+// step boundary with a checkpoint committed (summary.preempted). Log lines go to `log`;
+// metrics.jsonl, memory.json (every rank's entry, at the end of the run) and model.h5 go
+// to run.dir. Throws Error (naming the key, file or value) on bad input before training.
 // With a parallel context (built from resolve_layout's layout), trains data-parallel:
 // each dp rank computes its contiguous part of every global batch and gradients are
 // averaged over the dp group; only rank 0 writes the log, metrics.jsonl and model.h5.

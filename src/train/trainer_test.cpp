@@ -13,6 +13,7 @@
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "data/token_file.h"
+#include "../../tests/reference/mini_json.h"
 
 namespace ternion::train {
 namespace {
@@ -177,6 +178,57 @@ TEST_F(TrainerTest, MetricsRecordCheckpointTimes) {
   EXPECT_EQ(lines, 12);
   EXPECT_EQ(saves, 3);  // steps 4, 8, 12
   EXPECT_EQ(checkpoint::complete_checkpoints(c.run.dir).size(), 2u);  // keep: 2
+}
+
+// Dropout masks are a function of the global sample: micro-batches of 2, 4 and 8 train
+// the same model (losses to float tolerance; the sums run in another order).
+TEST_F(TrainerTest, DropoutRunIsTheSameForEveryMicroBatchSize) {
+  std::vector<TrainSummary> runs;
+  for (int micro : {8, 4, 2}) {
+    Config c = config("micro" + std::to_string(micro));
+    c.model.dropout = 0.1;
+    c.train.global_batch_size = 8;
+    c.train.micro_batch_size = micro;
+    c.checkpoint.interval = 0;
+    runs.push_back(run(c));
+  }
+  for (size_t r = 1; r < runs.size(); ++r) {
+    ASSERT_EQ(runs[r].steps.size(), runs[0].steps.size());
+    for (size_t i = 0; i < runs[0].steps.size(); ++i)
+      EXPECT_NEAR(runs[r].steps[i].loss, runs[0].steps[i].loss, 1e-5 * runs[0].steps[i].loss) << "run " << r << " step " << i;
+  }
+}
+
+// A plain run writes the measurement contract: comm_bytes (all zero in one process) and
+// mem_peak per logged step, memory.json with this rank's entry at the end.
+TEST_F(TrainerTest, PlainRunWritesCommBytesMemPeakAndMemoryJson) {
+  Config c = config("run");
+  c.log.interval = 1;
+  c.checkpoint.interval = 0;
+  const TrainSummary s = run(c);
+  std::ifstream in(fs::path(c.run.dir) / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    const testing::Json j = testing::Json::parse(line);
+    EXPECT_EQ(j["comm_bytes"]["dp"].number + j["comm_bytes"]["tp"].number + j["comm_bytes"]["pp"].number, 0) << line;
+    EXPECT_GT(j["mem_peak"].number, 0) << line;
+    EXPECT_GE(j["mem_peak"].number, j["mem_bytes"].number) << line;
+  }
+  EXPECT_EQ(lines, 12);
+  const testing::Json m = testing::Json::parse_file((fs::path(c.run.dir) / "memory.json").string());
+  ASSERT_EQ(m["ranks"].array.size(), 1u);
+  const testing::Json& r = m["ranks"][0];
+  // 2 layers of width 16, V 64, T 16: 7872 f32 parameters (1024 + 256 + 2·3280 + 32); AdamW keeps two moments each.
+  EXPECT_EQ(r["params"].number, 4 * 7872);
+  EXPECT_EQ(r["grads"].number, 4 * 7872);
+  EXPECT_EQ(r["optim"].number, 2 * 4 * 7872);
+  // Saved activations of a micro-batch of 2 x 16 tokens: more than the [2,16,16] input of
+  // each block, and all of it within the allocator's peak.
+  EXPECT_GT(r["activations_peak"].number, 2 * 2 * 16 * 16 * 4);
+  EXPECT_LT(r["activations_peak"].number, r["peak"].number);
+  EXPECT_EQ(s.memory.params, 4 * 7872);
 }
 
 }  // namespace

@@ -1,0 +1,55 @@
+#include "train/model_shard.h"
+
+#include "checkpoint/weights_file.h"
+
+namespace ternion::train {
+
+model::GptShard shard_for(const ModelConfig& model, const parallel::Layout& l, const parallel::Coord& c) {
+  TN_CHECK(model.n_layer % l.pp == 0, "parallel", "model.n_layer = ", model.n_layer,
+           " is not divisible by parallel.pp = ", l.pp);
+  const int64_t per_stage = model.n_layer / l.pp;
+  model::GptShard s;
+  s.first_layer = c.pp * per_stage;
+  s.num_layers = per_stage;
+  s.embeddings = c.pp == 0;
+  s.head = c.pp == l.pp - 1;
+  s.tp_rank = c.tp;
+  s.tp_size = l.tp;
+  return s;
+}
+
+model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
+  model::GptConfig g;
+  g.device = device;
+  g.compute_dtype = compute;
+  g.vocab_size = c.model.vocab_size;
+  g.block_size = c.model.block_size;
+  g.n_layer = c.model.n_layer;
+  g.n_head = c.model.n_head;
+  g.n_embd = c.model.n_embd;
+  g.dropout = c.model.dropout;
+  return g;
+}
+
+std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute) {
+  auto gpt = std::make_unique<model::Gpt>(gpt_config(config, ctx.device, compute),
+                                          shard_for(config.model, ctx.layout, ctx.coord));
+  if (config.model.init_from.empty()) {
+    gpt->init(static_cast<uint64_t>(config.run.seed));
+    return gpt;
+  }
+  // The file holds whole tensors: read each, then keep this shard's boxes.
+  std::vector<checkpoint::NamedTensor> named;
+  for (auto& p : gpt->parameters()) named.push_back({p.name, Tensor::empty(p.global_shape)});
+  checkpoint::read_weights(config.model.init_from, named);
+  for (size_t i = 0; i < named.size(); ++i) model::load_from_full(gpt->parameters()[i], named[i].tensor);
+  return gpt;
+}
+
+std::vector<optim::ParamRef> param_refs(model::Gpt& gpt) {
+  std::vector<optim::ParamRef> refs;
+  for (auto& p : gpt.parameters()) refs.push_back({p.name, p.tensor, p.weight_decay, p.primary});
+  return refs;
+}
+
+}  // namespace ternion::train
