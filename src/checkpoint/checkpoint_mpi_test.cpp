@@ -10,7 +10,7 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/fault_injection.h"
 #include "core/error.h"
-#include "parallel/runtime.h"
+#include "parallel/mpi_test_main.h"
 
 namespace ternion::checkpoint {
 namespace {
@@ -106,20 +106,29 @@ TEST(CheckpointMpi, OneRankFailingItsWriteFailsTheSaveEverywhereAndKeepsLatest) 
 }  // namespace
 }  // namespace ternion::checkpoint
 
-int main(int argc, char** argv) {
-  using namespace ternion;
-  ::testing::InitGoogleTest(&argc, argv);
-  parallel::Runtime& rt = parallel::Runtime::init(&argc, &argv);
-  auto world = rt.world();
-  checkpoint::g_world = world.get();
-  std::string dir = (std::filesystem::temp_directory_path() / ("ternion_ckpt_mpi_" + std::to_string(::getpid()))).string();
-  checkpoint::g_dir = world->all_gather_strings(dir)[0];
-  if (rt.rank() == 0) std::filesystem::remove_all(checkpoint::g_dir);
-  world->barrier();
-  const int failed = RUN_ALL_TESTS();
-  const bool all_ok = world->all_true(failed == 0);
-  if (rt.rank() == 0) std::filesystem::remove_all(checkpoint::g_dir);
-  world.reset();
-  parallel::Runtime::shutdown();
-  return all_ok ? 0 : 1;
-}
+// Job-wide set-up, run on every rank by the shared MPI test main (parallel/mpi_test_main.h)
+// before the tests: the world, and one directory for the job named by rank 0.
+namespace {
+
+class CheckpointMpiEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    using namespace ternion;
+    parallel::Communicator& world = parallel::testing::world();
+    checkpoint::g_world = &world;
+    std::string dir = (std::filesystem::temp_directory_path() / ("ternion_ckpt_mpi_" + std::to_string(::getpid()))).string();
+    checkpoint::g_dir = world.all_gather_strings(dir)[0];
+    if (world.rank() == 0) std::filesystem::remove_all(checkpoint::g_dir);
+    world.barrier();
+  }
+  void TearDown() override {
+    using namespace ternion;
+    checkpoint::g_world->barrier();  // every rank is done with the directory
+    if (checkpoint::g_world->rank() == 0) std::filesystem::remove_all(checkpoint::g_dir);
+    checkpoint::g_world = nullptr;
+  }
+};
+
+::testing::Environment* const kEnvironment = ::testing::AddGlobalTestEnvironment(new CheckpointMpiEnvironment);
+
+}  // namespace

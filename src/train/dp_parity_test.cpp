@@ -15,7 +15,7 @@
 
 #include "data/token_file.h"
 #include "parallel/context.h"
-#include "parallel/runtime.h"
+#include "parallel/mpi_test_main.h"
 #include "model/gpt.h"
 #include "train/model_shard.h"
 #include "train/trainer.h"
@@ -26,7 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-parallel::ParallelContext* g_ctx = nullptr;  // built once in main()
+parallel::ParallelContext* g_ctx = nullptr;  // built once, by DpParityEnvironment below
 fs::path g_dir;
 
 Config base_config(const std::string& run, int micro) {
@@ -143,34 +143,45 @@ TEST(DataParallel, ConfigHashesAgree) {
 }  // namespace
 }  // namespace ternion::train
 
-int main(int argc, char** argv) {
-  using namespace ternion;
-  ::testing::InitGoogleTest(&argc, argv);
-  parallel::Runtime& rt = parallel::Runtime::init(&argc, &argv);
-  if (rt.rank() != 0) ::testing::GTEST_FLAG(brief) = true;
-  train::Config probe;
-  probe.train.global_batch_size = 8;
-  probe.train.micro_batch_size = 1;
-  auto ctx = parallel::ParallelContext::create(rt, train::resolve_layout(probe, rt.size()));
-  train::g_ctx = ctx.get();
-  // One directory for the job: rank 0 names it and writes the corpus.
-  std::string dir = (std::filesystem::temp_directory_path() / ("ternion_dp_" + std::to_string(::getpid()))).string();
-  dir = ctx->world->all_gather_strings(dir)[0];
-  train::g_dir = dir;
-  if (rt.rank() == 0) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::vector<int32_t> tokens;
-    for (int i = 0; i < 8000; ++i) tokens.push_back((i * 7 + (i / 13) % 5) % 40);
-    data::write_token_file((std::filesystem::path(dir) / "train.h5").string(), tokens, 64, "test");
+// Job-wide set-up, run on every rank by the shared MPI test main (parallel/mpi_test_main.h)
+// before the tests: the data-parallel context, and one directory for the job, named by rank
+// 0, holding the corpus.
+namespace {
+
+class DpParityEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    using namespace ternion;
+    parallel::Runtime& rt = parallel::testing::runtime();
+    train::Config probe;
+    probe.train.global_batch_size = 8;
+    probe.train.micro_batch_size = 1;
+    ctx_ = parallel::ParallelContext::create(rt, train::resolve_layout(probe, rt.size()));
+    train::g_ctx = ctx_.get();
+    std::string dir = (std::filesystem::temp_directory_path() / ("ternion_dp_" + std::to_string(::getpid()))).string();
+    dir_ = ctx_->world->all_gather_strings(dir)[0];
+    train::g_dir = dir_;
+    if (rt.rank() == 0) {
+      std::filesystem::remove_all(dir_);
+      std::filesystem::create_directories(dir_);
+      std::vector<int32_t> tokens;
+      for (int i = 0; i < 8000; ++i) tokens.push_back((i * 7 + (i / 13) % 5) % 40);
+      data::write_token_file((std::filesystem::path(dir_) / "train.h5").string(), tokens, 64, "test");
+    }
+    ctx_->world->barrier();
   }
-  ctx->world->barrier();
-  const int failed = RUN_ALL_TESTS();
-  // Every rank's verdict decides: one failing rank fails the job.
-  const bool all_ok = ctx->world->all_true(failed == 0);
-  ctx->world->barrier();
-  if (rt.rank() == 0) std::filesystem::remove_all(dir);
-  ctx.reset();
-  parallel::Runtime::shutdown();
-  return all_ok ? 0 : 1;
-}
+  void TearDown() override {
+    ctx_->world->barrier();  // every rank is done with the directory
+    if (ctx_->rank == 0) std::filesystem::remove_all(dir_);
+    ternion::train::g_ctx = nullptr;
+    ctx_.reset();
+  }
+
+ private:
+  std::unique_ptr<ternion::parallel::ParallelContext> ctx_;
+  std::string dir_;
+};
+
+::testing::Environment* const kEnvironment = ::testing::AddGlobalTestEnvironment(new DpParityEnvironment);
+
+}  // namespace
