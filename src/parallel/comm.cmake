@@ -65,12 +65,13 @@ if(TERNION_BUILD_TESTS)
   endforeach()
 endif()
 
-# Fault injection: a rank throws, dies or stalls mid-step; the job must end non-zero within
-# the timeout instead of hanging (tests/e2e/comm_fault.sh checks status, time and stderr).
+# Fault injection: a rank throws, dies, stalls or receives out of order mid-step; the job
+# must end non-zero within the timeout instead of hanging, and the control must check its
+# results (tests/e2e/comm_fault.sh checks status, time and stderr).
 if(TERNION_BUILD_TESTS)
   add_executable(comm_fault_test ${CMAKE_CURRENT_LIST_DIR}/comm_fault_test.cpp)
   target_link_libraries(comm_fault_test PRIVATE ternion_comm ternion_warnings)
-  foreach(mode ok throw kill stall)
+  foreach(mode ok throw kill stall tag)
     add_test(NAME comm_fault.${mode}
              COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/comm_fault.sh ${MPIEXEC_EXECUTABLE}
                      $<TARGET_FILE:comm_fault_test> ${mode})
