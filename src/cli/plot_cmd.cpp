@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -30,25 +33,86 @@ constexpr const char* kUsage =
     "Draws loss.png (train and validation), throughput.png and lr.png from RUN_DIR/metrics.jsonl\n"
     "into DIR (default RUN_DIR/plots) with gnuplot.\n";
 
-// One metrics.jsonl line: a flat object of numbers, {"step": 0, "loss": 5.5, ...}.
-std::map<std::string, double> parse_line(const std::string& line, const std::string& where) {
-  std::map<std::string, double> out;
-  size_t i = line.find('{');
-  TN_CHECK(i != std::string::npos, "plot", where, ": not a JSON object");
-  while (true) {
-    const size_t k0 = line.find('"', i);
-    if (k0 == std::string::npos) break;
-    const size_t k1 = line.find('"', k0 + 1);
-    const size_t colon = line.find(':', k1);
-    TN_CHECK(k1 != std::string::npos && colon != std::string::npos, "plot", where, ": bad key");
-    char* end = nullptr;
-    const double v = std::strtod(line.c_str() + colon + 1, &end);
-    TN_CHECK(end != line.c_str() + colon + 1, "plot", where, ": key '",
-             line.substr(k0 + 1, k1 - k0 - 1), "' is not a number");
-    out[line.substr(k0 + 1, k1 - k0 - 1)] = v;
-    i = static_cast<size_t>(end - line.c_str());
+// One metrics.jsonl line (docs/metrics.md): an object of numbers, booleans (1/0), null
+// (NaN: gnuplot skips it) and nested objects, flattened as "comm_bytes.dp".
+class LineParser {
+ public:
+  LineParser(const std::string& line, const std::string& where) : s_(line), where_(where) {}
+  std::map<std::string, double> parse() {
+    std::map<std::string, double> out;
+    skip();
+    object("", out);
+    skip();
+    TN_CHECK(p_ == s_.size(), "plot", where_, ": unexpected text after the object at column ", p_ + 1);
+    return out;
   }
-  return out;
+
+ private:
+  void skip() {
+    while (p_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[p_]))) ++p_;
+  }
+  void expect(char c) {
+    skip();
+    TN_CHECK(p_ < s_.size() && s_[p_] == c, "plot", where_, ": expected '", std::string(1, c), "' at column ", p_ + 1,
+             " (a truncated or corrupt line?)");
+    ++p_;
+  }
+  std::string key() {
+    expect('"');
+    const size_t end = s_.find('"', p_);
+    TN_CHECK(end != std::string::npos, "plot", where_, ": unterminated key at column ", p_ + 1);
+    std::string k = s_.substr(p_, end - p_);
+    p_ = end + 1;
+    return k;
+  }
+  bool word(const char* w) {
+    const size_t n = std::strlen(w);
+    if (s_.compare(p_, n, w) != 0) return false;
+    p_ += n;
+    return true;
+  }
+  void object(const std::string& prefix, std::map<std::string, double>& out) {
+    expect('{');
+    skip();
+    if (p_ < s_.size() && s_[p_] == '}') {
+      ++p_;
+      return;
+    }
+    while (true) {
+      const std::string k = prefix + key();
+      expect(':');
+      skip();
+      if (p_ < s_.size() && s_[p_] == '{') {
+        object(k + ".", out);
+      } else if (word("null")) {
+        out[k] = std::nan("");
+      } else if (word("true")) {
+        out[k] = 1;
+      } else if (word("false")) {
+        out[k] = 0;
+      } else {
+        char* end = nullptr;
+        const double v = std::strtod(s_.c_str() + p_, &end);
+        TN_CHECK(end != s_.c_str() + p_, "plot", where_, ": key '", k, "' is not a number");
+        out[k] = v;
+        p_ = static_cast<size_t>(end - s_.c_str());
+      }
+      skip();
+      if (p_ < s_.size() && s_[p_] == ',') {
+        ++p_;
+        continue;
+      }
+      expect('}');
+      return;
+    }
+  }
+  const std::string& s_;
+  const std::string& where_;
+  size_t p_ = 0;
+};
+
+std::map<std::string, double> parse_line(const std::string& line, const std::string& where) {
+  return LineParser(line, where).parse();
 }
 
 std::string find_gnuplot() {
