@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <optional>
 
 #include "core/error.h"
 #include "io/h5.h"
@@ -39,35 +38,6 @@ Handle string_type(size_t len) {
   return t;
 }
 
-// Reads a fixed- or variable-length string attribute; nullopt when it does not exist.
-std::optional<std::string> read_string_attr(hid_t obj, const char* attr_name,
-                                            const std::string& path) {
-  constexpr std::string_view op = "open_hdf5_tokens";
-  if (check_rc(H5Aexists(obj, attr_name), op, "cannot query attributes of", path) == 0)
-    return std::nullopt;
-  Handle attr(check_id(H5Aopen(obj, attr_name, H5P_DEFAULT), op, "cannot open attribute of", path),
-              H5Aclose);
-  Handle type(check_id(H5Aget_type(attr.get()), op, "cannot read attribute type in", path),
-              H5Tclose);
-  TN_CHECK(H5Tget_class(type.get()) == H5T_STRING, op, "attribute '", attr_name, "' of '", path,
-           "' is not a string");
-  if (H5Tis_variable_str(type.get()) > 0) {
-    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mem.get(), H5T_VARIABLE);
-    char* value = nullptr;
-    check_rc(H5Aread(attr.get(), mem.get(), &value), op, "cannot read attribute of", path);
-    std::string out = value ? value : "";
-    H5free_memory(value);
-    return out;
-  }
-  const size_t n = H5Tget_size(type.get());
-  std::string out(n, '\0');
-  Handle mem = string_type(n);
-  check_rc(H5Aread(attr.get(), mem.get(), out.data()), op, "cannot read attribute of", path);
-  out.resize(out.find('\0') == std::string::npos ? n : out.find('\0'));
-  return out;
-}
-
 class Hdf5Source final : public TokenSource {
  public:
   explicit Hdf5Source(std::string path) : path_(std::move(path)) {
@@ -93,8 +63,8 @@ class Hdf5Source final : public TokenSource {
     H5Sget_simple_extent_dims(space.get(), dims, nullptr);
     size_ = static_cast<int64_t>(dims[0]);
     vocab_size_ = read_vocab_size();
-    if (auto t = read_string_attr(dset_.get(), "tokenizer", path_)) tokenizer_ = *t;
-    else if (auto r = read_string_attr(file_.get(), "tokenizer", path_)) tokenizer_ = *r;
+    if (auto t = h5::read_string_attribute(dset_.get(), "tokenizer", op, path_)) tokenizer_ = *t;
+    else if (auto r = h5::read_string_attribute(file_.get(), "tokenizer", op, path_)) tokenizer_ = *r;
   }
 
   int64_t size() const override { return size_; }

@@ -161,6 +161,82 @@ TEST(TokenFile, ReadsForeignHdf5Layout) {
   EXPECT_EQ(read_all(*src), tokens);
 }
 
+// The ways a string attribute can be stored: h5py writes a Python str as a variable-length
+// UTF-8 string, numpy bytes as fixed-length ASCII; other tools pad with NULs or spaces.
+struct StringStorage {
+  const char* label;
+  bool variable;
+  H5T_cset_t cset;
+  H5T_str_t pad;
+};
+void PrintTo(const StringStorage& s, std::ostream* os) { *os << s.label; }
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value, const StringStorage& how) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_cset(type, how.cset);
+  hid_t scalar = H5Screate(H5S_SCALAR);
+  if (how.variable) {
+    H5Tset_size(type, H5T_VARIABLE);
+    hid_t a = H5Acreate2(obj, name, type, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    const char* p = value.c_str();
+    H5Awrite(a, type, &p);
+    H5Aclose(a);
+  } else {
+    std::string buf = value;
+    if (how.pad == H5T_STR_NULLTERM) buf.push_back('\0');
+    if (how.pad == H5T_STR_SPACEPAD) buf += "   ";  // trailing pad, not part of the value
+    H5Tset_size(type, buf.size());
+    H5Tset_strpad(type, how.pad);
+    hid_t a = H5Acreate2(obj, name, type, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, type, buf.data());
+    H5Aclose(a);
+  }
+  H5Sclose(scalar);
+  H5Tclose(type);
+}
+
+class StringAttributes : public ::testing::TestWithParam<StringStorage> {};
+
+// A token file as h5py writes it (`f.create_dataset("tokens", data=a)`, `attrs["tokenizer"]
+// = "gpt2"`), the tokenizer on /tokens or on the root group, in every string storage.
+TEST_P(StringAttributes, TokenizerIsReadWhateverItsStorage) {
+  TempDir dir;
+  const std::vector<int32_t> tokens = {1, 2, 3};
+  for (const bool on_root : {false, true}) {
+    const std::string path = dir.file(on_root ? "root.h5" : "dataset.h5");
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[1] = {tokens.size()};
+    hid_t s = H5Screate_simple(1, dims, nullptr);
+    hid_t d = H5Dcreate2(f, "tokens", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data());
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(d, "vocab_size", H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    const int64_t vocab = 50257;
+    H5Awrite(a, H5T_NATIVE_INT64, &vocab);
+    H5Aclose(a);
+    H5Sclose(scalar);
+    write_string_attr(on_root ? f : d, "tokenizer", "gpt2", GetParam());
+    H5Sclose(s);
+    H5Dclose(d);
+    H5Fclose(f);
+
+    auto src = open_token_source(path);
+    EXPECT_EQ(src->tokenizer(), "gpt2") << GetParam().label << (on_root ? " on /" : " on /tokens");
+    EXPECT_EQ(src->vocab_size(), 50257);
+    EXPECT_EQ(read_all(*src), tokens);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TokenFile, StringAttributes,
+    ::testing::Values(StringStorage{"h5py_str", true, H5T_CSET_UTF8, H5T_STR_NULLTERM},
+                      StringStorage{"variable_ascii", true, H5T_CSET_ASCII, H5T_STR_NULLTERM},
+                      StringStorage{"fixed_ascii_nullterm", false, H5T_CSET_ASCII, H5T_STR_NULLTERM},
+                      StringStorage{"fixed_ascii_nullpad", false, H5T_CSET_ASCII, H5T_STR_NULLPAD},
+                      StringStorage{"fixed_utf8_nullpad", false, H5T_CSET_UTF8, H5T_STR_NULLPAD},
+                      StringStorage{"fixed_ascii_spacepad", false, H5T_CSET_ASCII, H5T_STR_SPACEPAD}),
+    [](const ::testing::TestParamInfo<StringStorage>& info) { return std::string(info.param.label); });
+
 TEST(TokenFile, BinShardRoundTrip) {
   TempDir dir;
   const std::string path = dir.file("shard.bin");

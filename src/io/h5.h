@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,6 +80,15 @@ std::string error_stack();
 hid_t check_id(hid_t id, std::string_view op, std::string_view what, std::string_view path);
 // Same for herr_t / htri_t results (negative is failure); returns rc.
 int check_rc(int rc, std::string_view op, std::string_view what, std::string_view path);
+
+// The value of string attribute `name` of object `obj`, whatever its storage: fixed or
+// variable length, ASCII or UTF-8, NUL-terminated, NUL- or space-padded (h5py writes a str as
+// variable-length UTF-8, numpy bytes as fixed-length ASCII). The value is returned as stored
+// (UTF-8 bytes are not re-encoded), without its padding. nullopt when there is no such
+// attribute. Throws ternion::Error("[op] ... '<path>' ...") when it is not one string or
+// cannot be read.
+std::optional<std::string> read_string_attribute(hid_t obj, const char* name, std::string_view op,
+                                                 std::string_view path);
 
 // "1.10.8": the HDF5 library this process runs with.
 std::string library_version();

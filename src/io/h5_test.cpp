@@ -54,6 +54,47 @@ TEST(H5, QuietErrorsRestoresThePreviousHandler) {
   EXPECT_EQ(after, before);
 }
 
+// An HDF5 file in memory only (the core driver without a backing store).
+Handle memory_file() {
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_core(fapl.get(), 1 << 16, /*backing_store=*/0);
+  return Handle(H5Fcreate("ternion_h5_test_in_memory", H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+}
+
+void write_attr(hid_t obj, const char* name, hid_t type, const void* value) {
+  Handle scalar(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, type, scalar.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  ASSERT_GE(H5Awrite(attr.get(), type, value), 0);
+}
+
+TEST(H5, ReadStringAttributeWhateverItsStorage) {
+  Handle f = memory_file();
+  ASSERT_GE(f.get(), 0);
+  // h5py's str: variable-length UTF-8.
+  Handle utf8(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(utf8.get(), H5T_VARIABLE);
+  H5Tset_cset(utf8.get(), H5T_CSET_UTF8);
+  const char* word = "caf\xc3\xa9";
+  write_attr(f.get(), "vlen_utf8", utf8.get(), &word);
+  // numpy bytes: fixed-length ASCII, NUL-padded.
+  Handle fixed(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(fixed.get(), 8);
+  H5Tset_strpad(fixed.get(), H5T_STR_NULLPAD);
+  write_attr(f.get(), "fixed_ascii", fixed.get(), "byte\0\0\0\0");
+  const int64_t number = 7;
+  write_attr(f.get(), "number", H5T_STD_I64LE, &number);
+
+  EXPECT_EQ(read_string_attribute(f.get(), "vlen_utf8", "op", "mem.h5"), "caf\xc3\xa9");
+  EXPECT_EQ(read_string_attribute(f.get(), "fixed_ascii", "op", "mem.h5"), "byte");
+  EXPECT_EQ(read_string_attribute(f.get(), "absent", "op", "mem.h5"), std::nullopt);
+  try {
+    read_string_attribute(f.get(), "number", "open_tokens", "mem.h5");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "[open_tokens] attribute 'number' of 'mem.h5' is not a single string");
+  }
+}
+
 TEST(H5, LibraryVersionIsDotted) {
   const std::string v = library_version();
   EXPECT_EQ(std::count(v.begin(), v.end(), '.'), 2) << v;
