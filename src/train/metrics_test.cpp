@@ -4,7 +4,6 @@
 
 #include <limits>
 
-#include "train/step_checkpoints.h"
 #include "../../tests/reference/mini_json.h"
 
 namespace ternion::train {
@@ -65,14 +64,6 @@ TEST(Metrics, CommMeterOfOneProcessCountsNothing) {
   ctx->dp->all_reduce_scalar(1.0, parallel::ReduceOp::kSum);
   const CommBytes b = meter.lap();
   EXPECT_EQ(b.dp + b.tp + b.pp, 0);
-}
-
-TEST(StepCheckpoints, SaveIsDueAtIntervalsTheLastStepAndStops) {
-  EXPECT_FALSE(save_due(0, 4, false, false));
-  EXPECT_TRUE(save_due(3, 4, false, false));   // after step 4
-  EXPECT_TRUE(save_due(5, 4, true, false));    // the last step, when saving at all
-  EXPECT_FALSE(save_due(5, 0, true, false));   // interval 0: never ...
-  EXPECT_TRUE(save_due(2, 0, false, true));    // ... but a stop always saves
 }
 
 }  // namespace

@@ -8,11 +8,19 @@ namespace ternion::train {
 
 namespace {
 
-// SIGUSR1 (Slurm's --signal) and SIGTERM only set a flag; the step loop acts on it at the
-// next step boundary, where every rank agrees.
+// SIGUSR1 (Slurm's --signal), SIGTERM and a first SIGINT (Ctrl-C) only set a flag; the
+// step loop acts on it at the next step boundary, where every rank agrees. A second
+// SIGINT ends the process at once, as Ctrl-C does elsewhere.
 std::atomic<int> g_preempt_signal{0};
 
-extern "C" void on_preempt_signal(int sig) { g_preempt_signal.store(sig); }
+extern "C" void on_preempt_signal(int sig) {
+  if (sig == SIGINT && g_preempt_signal.load() == SIGINT) {
+    std::signal(SIGINT, SIG_DFL);  // both async-signal-safe
+    std::raise(SIGINT);
+    return;
+  }
+  g_preempt_signal.store(sig);
+}
 
 checkpoint::Group group_of(parallel::ParallelContext& ctx) {
   checkpoint::Group g;
@@ -37,12 +45,14 @@ struct StepCheckpoints::Signals {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, &old_usr1);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
   }
   ~Signals() {
     sigaction(SIGUSR1, &old_usr1, nullptr);
     sigaction(SIGTERM, &old_term, nullptr);
+    sigaction(SIGINT, &old_int, nullptr);
   }
-  struct sigaction old_usr1 {}, old_term {};
+  struct sigaction old_usr1 {}, old_term {}, old_int {};
 };
 
 bool save_due(int64_t step, int64_t interval, bool last, bool stop) {
@@ -59,15 +69,21 @@ StepCheckpoints::StepCheckpoints(const Config& config, parallel::ParallelContext
 StepCheckpoints::~StepCheckpoints() = default;
 
 StepCheckpoints::Outcome StepCheckpoints::end_of_step(int64_t step, bool last,
-                                                      const std::function<checkpoint::State()>& stage) {
+                                                      const std::function<checkpoint::State()>& stage,
+                                                      const std::function<bool()>& state_is_finite) {
   Outcome o;
   if (auto committed = checkpointer_.poll()) o.total_ms = committed->total_s * 1e3;
-  // Every rank must take the same decision: the flag is agreed over the world.
-  const int local = g_preempt_signal.load();
-  o.preempted = !last && ctx_.world->all_reduce_scalar(local != 0 ? 1.0 : 0.0, parallel::ReduceOp::kMax) > 0;
-  o.signal = local;
+  // Every rank must take the same decision: the signal (whichever rank got it) is agreed
+  // over the world.
+  if (!last) o.signal = static_cast<int>(ctx_.world->all_reduce_scalar(g_preempt_signal.load(), parallel::ReduceOp::kMax));
+  o.preempted = o.signal != 0;
   o.stop = !last && (stop_at_step_ == step + 1 || o.preempted);
   if (!save_due(step, config_.checkpoint.interval, last, o.stop)) return o;
+  // Diverged weights never become the latest checkpoint.
+  const bool finite = ctx_.world->all_true(!state_is_finite || state_is_finite());
+  TN_CHECK(finite, "train", "the weights are not finite after step ", step + 1,
+           "; they are not saved, and the last checkpoint stays the latest. Lower optim.lr (or raise "
+           "optim.warmup_steps), then resume from it");
   const auto t0 = std::chrono::steady_clock::now();
   checkpointer_.save(stage());
   o.block_ms = ms_since(t0);

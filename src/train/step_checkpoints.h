@@ -1,7 +1,9 @@
 // Part of the step: checkpoints and preemption at step boundaries. Commits a finished
-// asynchronous save, agrees with every rank whether to stop (SIGUSR1/SIGTERM, or
-// TrainOptions::stop_at_step), and saves when the interval, the last step or a stop asks.
-// Every decision is taken collectively, so all ranks save and stop at the same step.
+// asynchronous save, agrees with every rank whether to stop (SIGUSR1, SIGTERM or a first
+// SIGINT on any rank, or TrainOptions::stop_at_step), and saves when the interval, the
+// last step or a stop asks, unless the weights are not finite (then it throws and the
+// last checkpoint stays the latest). Every decision is taken collectively, so all ranks
+// save and stop at the same step. A second SIGINT ends the process at once.
 #pragma once
 
 #include <cstdint>
@@ -29,12 +31,14 @@ class StepCheckpoints {
   struct Outcome {
     bool stop = false;        // end the run after this step (a checkpoint is committed)
     bool preempted = false;   // ... because of a signal
-    int signal = 0;
+    int signal = 0;           // the signal that arrived (on any rank)
     double block_ms = -1;     // a save started: time it blocked the step loop
     double total_ms = -1;     // a save committed: its time from start to commit
   };
-  // Collective, at the end of step `step`; `stage` builds the state to save.
-  Outcome end_of_step(int64_t step, bool last, const std::function<checkpoint::State()>& stage);
+  // Collective, at the end of step `step`; `stage` builds the state to save;
+  // `state_is_finite` (when given) says whether this rank's weights may be saved.
+  Outcome end_of_step(int64_t step, bool last, const std::function<checkpoint::State()>& stage,
+                      const std::function<bool()>& state_is_finite = {});
 
  private:
   struct Signals;

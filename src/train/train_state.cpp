@@ -81,7 +81,8 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
 }
 
 LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
-                      data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log) {
+                      data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log,
+                      std::ostream& warn) {
   using Status = LoadResult::Status;
   checkpoint::Manifest m;
   Config saved;
@@ -121,6 +122,9 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
   } catch (const Error& e) {
     return {Status::kDamaged, 0, e.what()};
   }
+  if (saved.data.train != config.data.train)
+    warn << "ternion train: warning: checkpoint " << dir << " was trained on data.train '" << saved.data.train
+         << "'; this run continues on '" << config.data.train << "'\n";
   update.adamw().set_steps(m.scalars.count("optim.step") ? m.scalars.at("optim.step") : 0);
   // Checkpoints written before the scaler was saved resume with a fresh scaler.
   if (m.scalars.count(kScaleBits))
@@ -135,7 +139,8 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
 }
 
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
-               data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log) {
+               data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
+               std::ostream& warn) {
   using Status = LoadResult::Status;
   if (how == "none") return 0;
   std::vector<std::string> candidates;
@@ -152,18 +157,23 @@ int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, Op
   }
   parallel::Communicator& world = *ctx.world;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log);
+    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log, warn);
     // Every rank must continue from the same state: one rank's failure is everyone's.
     if (world.all_true(r.status == Status::kOk)) return r.step;
     // A checkpoint for another model is the user's mistake, not damage: never skip it.
     const bool incompatible = !world.all_true(r.status != Status::kIncompatible);
-    if (how != "auto" || incompatible || i + 1 == candidates.size()) {
-      if (r.status == Status::kOk)
-        fail("resume", str_cat("another rank could not load '", candidates[i], "' (its error is in its log)"));
+    const std::string why = r.status == Status::kOk ? "another rank could not load it (its error is in its log)"
+                                                    : r.message;
+    if (how != "auto" || incompatible) {
+      if (r.status == Status::kOk) fail("resume", str_cat("'", candidates[i], "': ", why));
       throw Error(r.message);
     }
-    log << "ternion train: warning: skipping damaged checkpoint " << candidates[i] << ": "
-        << (r.status == Status::kOk ? "another rank could not load it" : r.message) << "\n";
+    warn << "ternion train: warning: skipping damaged checkpoint " << candidates[i] << ": " << why << "\n";
+    warn.flush();
+    if (i + 1 == candidates.size())
+      fail("resume", str_cat("every checkpoint in ", config.run.dir, "/checkpoints is damaged (", candidates.size(),
+                             " tried, newest first; the last: ", why,
+                             "). Start over with --resume none, or name a good checkpoint with --resume DIR"));
     // Partially loaded state is overwritten by the next candidate in full.
   }
   return 0;

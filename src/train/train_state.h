@@ -36,13 +36,17 @@ struct LoadResult {
 
 // Loads checkpoint `dir` into the model (every box this rank holds, tied copies included),
 // the optimizer, the loss scaler and the sampler.
+// A checkpoint of other training data (data.train) loads with a warning naming both.
 LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
-                      data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log);
+                      data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log,
+                      std::ostream& warn);
 
 // `how`: "none" (returns 0), "auto" (run.dir's latest, then older complete checkpoints,
 // skipping damaged ones with a warning; 0 when there is none) or a checkpoint directory.
 // Collective over the world: every rank loads the same checkpoint or every rank throws.
+// Warnings go to `warn`, before the error when every checkpoint is damaged.
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
-               data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log);
+               data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
+               std::ostream& warn);
 
 }  // namespace ternion::train

@@ -96,7 +96,7 @@ TEST_F(TrainStateTest, ShardedStateReassemblesUnderAnotherLayout) {
     for (int64_t i = 0; i < p.tensor.numel(); ++i) p.tensor.data<float>()[i] += 0.25f;
   auto s = sampler();
   std::ostringstream log;
-  const LoadResult r = load_state(dir, c_, *whole.gpt, *whole.update, s, {}, log);
+  const LoadResult r = load_state(dir, c_, *whole.gpt, *whole.update, s, {}, log, log);
   ASSERT_EQ(r.status, LoadResult::Status::kOk) << r.message;
   EXPECT_EQ(r.step, 5);
   for (size_t i = 0; i < whole.gpt->parameters().size(); ++i)
@@ -108,7 +108,7 @@ TEST_F(TrainStateTest, ShardedStateReassemblesUnderAnotherLayout) {
   one.push_back(std::move(want));
   const std::string dir2 = save(one);
   Shard last = shard(l, {.dp = 0, .tp = 1, .pp = 1});
-  ASSERT_EQ(load_state(dir2, c_, *last.gpt, *last.update, s, {}, log).status, LoadResult::Status::kOk);
+  ASSERT_EQ(load_state(dir2, c_, *last.gpt, *last.update, s, {}, log, log).status, LoadResult::Status::kOk);
   for (const auto& p : last.gpt->parameters()) {
     const auto& w = *std::find_if(one[0].gpt->parameters().begin(), one[0].gpt->parameters().end(),
                                   [&](const auto& q) { return q.name == p.name; });
@@ -128,12 +128,28 @@ TEST_F(TrainStateTest, LossScalerStateIsSavedAndRestored) {
   Shard fresh = shard({}, {}, true);
   auto s = sampler();
   std::ostringstream log;
-  ASSERT_EQ(load_state(dir, c_, *fresh.gpt, *fresh.update, s, {}, log).status, LoadResult::Status::kOk);
+  ASSERT_EQ(load_state(dir, c_, *fresh.gpt, *fresh.update, s, {}, log, log).status, LoadResult::Status::kOk);
   EXPECT_EQ(fresh.update->scaler().scale(), 1024.0 * 3);
   EXPECT_EQ(fresh.update->scaler().good_steps(), 17);
   EXPECT_EQ(fresh.update->scaler().skipped_steps(), 4);
   EXPECT_EQ(s.get_state().step, 5);
   EXPECT_EQ(s.get_state().sample, 10);
+}
+
+// Resuming onto other training data works, with a warning naming both files.
+TEST_F(TrainStateTest, OtherTrainingDataIsAWarning) {
+  std::vector<Shard> shards;
+  shards.push_back(shard({}, {}));
+  c_.data.train = "first.h5";
+  const std::string dir = save(shards);
+  c_.data.train = "second.h5";
+  Shard again = shard({}, {});
+  auto s = sampler();
+  std::ostringstream log, warn;
+  ASSERT_EQ(load_state(dir, c_, *again.gpt, *again.update, s, {}, log, warn).status, LoadResult::Status::kOk);
+  EXPECT_NE(warn.str().find("trained on data.train 'first.h5'; this run continues on 'second.h5'"), std::string::npos)
+      << warn.str();
+  EXPECT_EQ(log.str().find("warning"), std::string::npos);
 }
 
 // Another model is incompatible (resume never skips it); a missing directory is damage.
@@ -145,10 +161,10 @@ TEST_F(TrainStateTest, StatusSaysIncompatibleOrDamaged) {
   Shard other = shard({}, {});
   auto s = sampler();
   std::ostringstream log;
-  const LoadResult r = load_state(dir, c_, *other.gpt, *other.update, s, {}, log);
+  const LoadResult r = load_state(dir, c_, *other.gpt, *other.update, s, {}, log, log);
   EXPECT_EQ(r.status, LoadResult::Status::kIncompatible);
   EXPECT_NE(r.message.find("model.n_head = 2"), std::string::npos) << r.message;
-  EXPECT_EQ(load_state((dir_ / "nope").string(), c_, *other.gpt, *other.update, s, {}, log).status,
+  EXPECT_EQ(load_state((dir_ / "nope").string(), c_, *other.gpt, *other.update, s, {}, log, log).status,
             LoadResult::Status::kDamaged);
 }
 

@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <ostream>
 #include <sstream>
 
@@ -25,6 +27,7 @@
 #include "train/metrics.h"
 #include "train/model_shard.h"
 #include "train/precision.h"
+#include "train/run_lock.h"
 #include "train/schedule.h"
 #include "train/step_checkpoints.h"
 #include "train/train_state.h"
@@ -134,6 +137,23 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   const parallel::Layout& layout = ctx.layout;
   std::ostream nowhere(nullptr);  // ranks other than 0 stay quiet
   std::ostream& log = ctx.is_main() ? out : nowhere;
+  std::ostream& warn = !ctx.is_main() ? nowhere : options.warnings ? *options.warnings : std::cerr;
+  // One run per run.dir, and the outputs writable, before any work: rank 0 takes the
+  // lock, every rank checks the checkpoint directory it will write to; one rank's problem
+  // is every rank's error.
+  std::unique_ptr<RunLock> lock;
+  {
+    std::string problem;
+    try {
+      if (ctx.is_main()) lock = std::make_unique<RunLock>(config.run.dir);
+      check_writable(config.run.dir, "run.dir");
+      check_writable((std::filesystem::path(config.run.dir) / "checkpoints").string(), "the checkpoint directory");
+    } catch (const Error& e) {
+      problem = e.what();
+    }
+    for (const std::string& p : ctx.world->all_gather_strings(problem))
+      if (!p.empty()) throw Error(p);
+  }
   const auto& mc = config.model;
   const auto& tc = config.train;
   const Precision precision = resolve_precision(config.precision, ctx.device);
@@ -169,16 +189,19 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     return ctx.pp->all_reduce_scalar(tp, parallel::ReduceOp::kSum);
   });
   // Resume before anything is written to run.dir.
-  const int64_t start_step = resume(options.resume, config, *gpt, update, sampler, ctx, log);
+  const int64_t start_step = resume(options.resume, config, *gpt, update, sampler, ctx, log, warn);
   TN_CHECK(start_step <= tc.steps, "resume", "the checkpoint is at step ", start_step, " but train.steps is ",
            tc.steps, "; raise train.steps to train further");
+  TN_CHECK(options.stop_at_step == 0 || (options.stop_at_step > start_step && options.stop_at_step <= tc.steps),
+           "train", "--stop-at-step ", options.stop_at_step, " is outside (", start_step, ", ", tc.steps,
+           "]: the run starts after step ", start_step, " and ends at train.steps = ", tc.steps);
   std::unique_ptr<GradSync> sync = make_grad_sync(config, ctx, *gpt);
   SequentialSchedule schedule(*gpt, sampler, tc.micro_batch_size);
 
-  std::filesystem::create_directories(config.run.dir);
+  const std::filesystem::path metrics_path = std::filesystem::path(config.run.dir) / "metrics.jsonl";
   std::ofstream metrics;
   if (ctx.is_main()) {
-    metrics.open(std::filesystem::path(config.run.dir) / "metrics.jsonl", start_step > 0 ? std::ios::app : std::ios::trunc);
+    metrics.open(metrics_path, start_step > 0 ? std::ios::app : std::ios::trunc);
     TN_CHECK(metrics.good(), "train", "cannot write metrics to run.dir '", config.run.dir, "'");
   }
 
@@ -219,6 +242,10 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     m.loss = ctx.dp->all_reduce_scalar(schedule.run(work, *sync), parallel::ReduceOp::kAvg);
     m.comm_ms = sync->wait_ms();
     const UpdateResult u = update.apply(m.lr);
+    // Every rank sees the same global norm, so every rank stops here alike.
+    TN_CHECK(!u.nonfinite, "train", "the gradient norm is ", u.grad_norm, " at step ", step + 1,
+             " (loss ", m.loss, "); the update was not applied and no checkpoint of it is saved. Lower optim.lr, "
+             "raise optim.warmup_steps or check the data, then resume from the last checkpoint");
     m.grad_norm = u.grad_norm;
     m.loss_scale = u.loss_scale;
     m.skipped = u.skipped;
@@ -233,6 +260,14 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
       peak_measured_at = Clock::now();
     }
     m.mfu = gpt->flops_per_token() * m.tokens_per_sec / (peak * layout.world_size());
+    // A step faster than the peak means the peak was measured on a busier machine: measure
+    // again, so MFU stays against the best rate seen (it can still pass 100% when the
+    // machine is idler during the step than during every measurement).
+    if (!on_cuda && m.mfu > 1.0) {
+      peak = std::max(peak, measure_cpu_peak_flops(3));
+      peak_measured_at = Clock::now();
+      m.mfu = gpt->flops_per_token() * m.tokens_per_sec / (peak * layout.world_size());
+    }
     m.comm_bytes = comm.lap();  // the step's traffic, before evaluation and checkpoint votes
     m.mem_peak = allocator.stats().peak_allocated;
     run_peak = std::max(run_peak, m.mem_peak);
@@ -242,11 +277,16 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
       m.val_loss = evaluate(*gpt, *val_sampler, tc.eval_batches, work, *ctx.dp);
       summary.final_val_loss = m.val_loss;
     }
-    const StepCheckpoints::Outcome ck = checkpoints.end_of_step(step, last, [&] {
-      const data::SamplerState next{step + 1,
-                                    sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
-      return stage_state(config, *gpt, update, step + 1, next, ctx);
-    });
+    TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
+             "; lower optim.lr or check the data");
+    const StepCheckpoints::Outcome ck = checkpoints.end_of_step(
+        step, last,
+        [&] {
+          const data::SamplerState next{step + 1,
+                                        sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
+          return stage_state(config, *gpt, update, step + 1, next, ctx);
+        },
+        [&] { return parameters_finite(update.params()); });
     m.ckpt_block_ms = ck.block_ms;
     m.ckpt_total_ms = ck.total_ms;
     m.mem_bytes = allocator.stats().allocated;
@@ -258,15 +298,15 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
       if (ctx.is_main()) {
         metrics << metrics_json(m);
         metrics.flush();
+        TN_CHECK(metrics.good(), "train", "cannot write to ", metrics_path.string(), " at step ", step + 1,
+                 " (disk full?); the run stops rather than lose its metrics");
       }
     }
     if (options.on_step) options.on_step(m, m.mem_bytes);
-    TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
-             "; lower optim.lr or check the data");
     summary.steps.push_back(m);
     if (ck.stop) {
       if (ck.preempted) {
-        log << "ternion train: preempted at step " << step + 1 << " (signal " << ck.signal
+        log << "ternion train: preempted at step " << step + 1 << " (" << strsignal(ck.signal) << ", signal " << ck.signal
             << "); checkpoint committed" << std::endl;
       } else {
         log << "ternion train: stopped after step " << step + 1 << " with a checkpoint; resume with --resume auto"

@@ -31,6 +31,9 @@ struct TrainOptions {
   // Called after every step (logged or not) with its metrics and the bytes of tensor memory
   // in use; monitoring (the /metrics endpoint) hangs off it. Runs on the training thread.
   std::function<void(const StepMetrics&, size_t memory_bytes)> on_step;
+  // Where rank 0 writes warnings (a damaged checkpoint skipped, a resume onto other data);
+  // nullptr: standard error.
+  std::ostream* warnings = nullptr;
 };
 
 struct TrainSummary {
@@ -53,8 +56,9 @@ parallel::Layout resolve_layout(const Config& config, int world_size);
 // XXH64 of the resolved config (to_yaml): every rank must train the same config.
 uint64_t config_hash(const Config& config);
 
-// Runs `config` to completion. SIGUSR1 or SIGTERM (preemption) ends the run at the next
-// step boundary with a checkpoint committed (summary.preempted). Log lines go to `log`;
+// Runs `config` to completion. SIGUSR1, SIGTERM or a first SIGINT (preemption) ends the
+// run at the next step boundary with a checkpoint committed (summary.preempted). World
+// rank 0 holds run.dir's lock for the run (run_lock.h): a second run there stops at once. Log lines go to `log`;
 // metrics.jsonl, memory.json (every rank's entry, at the end of the run) and model.h5 go
 // to run.dir. Throws Error (naming the key, file or value) on bad input before training.
 // With a parallel context (built from resolve_layout's layout), trains data-parallel:

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "data/token_file.h"
+#include "train/run_lock.h"
 #include "../../tests/reference/mini_json.h"
 
 namespace ternion::train {
@@ -106,11 +108,82 @@ TEST_F(TrainerTest, DamagedLatestFallsBackToThePreviousCheckpoint) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("rank_00000.h5"), std::string::npos) << e.what();
   }
-  std::ostringstream log;
-  const TrainSummary resumed = train(c, log, {});
+  std::ostringstream log, warn;
+  TrainOptions o;
+  o.warnings = &warn;  // warnings go to their own stream (standard error by default)
+  const TrainSummary resumed = train(c, log, o);
   EXPECT_EQ(resumed.start_step, 4);
-  EXPECT_NE(log.str().find("warning: skipping damaged checkpoint"), std::string::npos) << log.str();
-  EXPECT_NE(log.str().find("is truncated"), std::string::npos) << log.str();
+  EXPECT_NE(warn.str().find("warning: skipping damaged checkpoint"), std::string::npos) << warn.str();
+  EXPECT_NE(warn.str().find("is truncated"), std::string::npos) << warn.str();
+  // When every checkpoint is damaged, the error says so and how to start over, after the
+  // warnings.
+  for (const auto& d : checkpoint::complete_checkpoints(c.run.dir))
+    fs::resize_file(fs::path(d) / "rank_00000.h5", 100);
+  std::ostringstream warn2;
+  o.warnings = &warn2;
+  try {
+    train(c, log, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is damaged"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--resume none"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(warn2.str().find("skipping damaged checkpoint"), std::string::npos) << warn2.str();
+}
+
+// A second run in a run.dir that a live run holds stops at once, naming the holder, and
+// writes nothing there.
+TEST_F(TrainerTest, SecondRunInTheSameRunDirIsRefused) {
+  Config c = config("run");
+  RunLock holder(c.run.dir);
+  try {
+    run(c);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is in use by another run (host "), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(fs::path(c.run.dir) / "metrics.jsonl"));
+}
+
+TEST_F(TrainerTest, StopAtStepOutsideTheRunIsAnError) {
+  Config c = config("run");
+  TrainOptions o;
+  o.stop_at_step = 13;  // train.steps is 12
+  EXPECT_THROW(run(c, o), Error);
+  o.stop_at_step = 4;
+  run(c, o);  // a checkpoint at step 4
+  try {
+    run(c, o);  // resumes at step 4: stopping at 4 is not ahead of it
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--stop-at-step 4 is outside (4, 12]"), std::string::npos) << e.what();
+  }
+}
+
+// A diverging run stops with the step and advice; the weights it stops on are never the
+// latest checkpoint.
+TEST_F(TrainerTest, DivergenceStopsBeforeSavingNonFiniteWeights) {
+  Config c = config("run");
+  c.optim.lr = 1e30;
+  c.optim.warmup_steps = 0;
+  c.optim.grad_clip = 0;
+  c.checkpoint.interval = 1;
+  try {
+    run(c);
+    FAIL() << "a learning rate of 1e30 trained 12 steps";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lr"), std::string::npos) << e.what();
+  }
+  const std::string latest = checkpoint::latest_checkpoint(c.run.dir);
+  if (!latest.empty()) {
+    const checkpoint::Manifest m = checkpoint::read_manifest(latest);
+    for (const auto& t : m.tensors) {
+      if (t.name.rfind("param/", 0) != 0) continue;
+      Tensor host = Tensor::empty(t.shape);
+      checkpoint::read_tensor(m, t.name, t.global_shape, t.offsets, host);
+      for (float v : host.to_vector<float>()) ASSERT_TRUE(std::isfinite(v)) << t.name << " in " << latest;
+    }
+  }
 }
 
 TEST_F(TrainerTest, ACheckpointOfAnotherModelIsRefused) {

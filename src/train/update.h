@@ -2,7 +2,7 @@
 // (fp16 loss scaling), takes the global norm (over the groups that split the model, each
 // replicated or tied parameter once) and clips, decides whether the step is skipped
 // (inf/nan under loss scaling; every rank sees the same norm, so the same decision), and
-// runs AdamW.
+// runs AdamW. Without loss scaling a non-finite norm applies nothing (nonfinite).
 #pragma once
 
 #include <functional>
@@ -20,7 +20,13 @@ struct UpdateResult {
   double loss_scale = 0;  // the scale the step's backward used; 0 without loss scaling
   bool skipped = false;
   int64_t skipped_steps = 0;
+  // Without loss scaling, a gradient norm that is not finite: no update was applied and
+  // the run must stop (the trainer says so, with the step).
+  bool nonfinite = false;
 };
+
+// Whether every element of every parameter is finite (f64 sums of squares on the device).
+bool parameters_finite(const std::vector<optim::ParamRef>& params);
 
 class OptimizerStep {
  public:
