@@ -51,11 +51,13 @@ void check_bytes_sent(Communicator& c, Device dev) {
   const int next = (c.rank() + 1) % c.size(), prev = (c.rank() + c.size() - 1) % c.size();
   Tensor in = Tensor::zeros({kElems}, DType::f32, dev);
   Tensor big = Tensor::zeros({3 * kElems}, DType::f32, dev), big_in = Tensor::zeros({3 * kElems}, DType::f32, dev);
-  std::unique_ptr<Work> r, sw;
-  EXPECT_EQ(sent_during(c, [&] { r = c.recv_async(in, prev); }), 0) << "recv_async";
-  EXPECT_EQ(sent_during(c, [&] { sw = c.send_async(t, next); }), s) << "send_async";
-  r->wait();
-  sw->wait();
+  if (dev.is_cpu()) {  // a ring of separate calls would serialise, and deadlock, on NCCL
+    std::unique_ptr<Work> r, sw;
+    EXPECT_EQ(sent_during(c, [&] { r = c.recv_async(in, prev); }), 0) << "recv_async";
+    EXPECT_EQ(sent_during(c, [&] { sw = c.send_async(t, next); }), s) << "send_async";
+    r->wait();
+    sw->wait();
+  }
   EXPECT_EQ(sent_during(c, [&] {
               c.exchange({{P2POp::Kind::kSend, t, next, 1},
                           {P2POp::Kind::kSend, big, prev, 2},

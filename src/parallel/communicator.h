@@ -95,7 +95,9 @@ class Communicator {
   void broadcast(Tensor& t, int root);
 
   // Point to point (not collective); peer is a group rank, matching as described above.
-  // Both sides pass the same element count and dtype.
+  // Both sides pass the same element count and dtype. On CUDA tensors separate calls run
+  // one after another on the group's stream, each waiting for its peer, so calls that must
+  // progress together (a ring, neighbours sending to each other) belong in one exchange().
   void send(const Tensor& t, int peer, int tag = 0);
   void recv(Tensor& t, int peer, int tag = 0);
   std::unique_ptr<Work> send_async(const Tensor& t, int peer, int tag = 0);
@@ -111,6 +113,7 @@ class Communicator {
   // nccl-tests convention whatever the backend's algorithm: all-reduce of S bytes over n
   // ranks: 2(n-1)/n·S; all-gather or reduce-scatter whose full buffer is S: (n-1)/n·S;
   // broadcast: S; a send: S; a receive: 0. A size-1 group counts nothing. Thread-safe.
+  // (Fractions of a byte round down, per call.)
   int64_t bytes_sent() const;
 
   // Host conveniences built on the above (used by config hashing and checkpoint votes).
