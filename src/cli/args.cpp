@@ -14,6 +14,8 @@ std::string join(const std::set<std::string>& s) {
 }
 }  // namespace
 
+bool is_help(const std::string& arg) { return arg == "--help" || arg == "-h"; }
+
 Args::Args(int argc, char** argv, const std::set<std::string>& known,
            const std::set<std::string>& repeatable, const std::set<std::string>& flags)
     : command_(argv[0]) {
@@ -22,6 +24,7 @@ Args::Args(int argc, char** argv, const std::set<std::string>& known,
   all.insert(flags.begin(), flags.end());
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (is_help(a)) throw HelpRequested{};
     TN_CHECK(a.rfind("--", 0) == 0, command_, "unexpected argument '", a, "' (options: ", join(all), ")");
     a = a.substr(2);
     std::string value;

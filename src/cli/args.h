@@ -1,5 +1,6 @@
 // Minimal option parsing for subcommands: --name VALUE, --name=VALUE and repeatable
-// options; unknown options are errors that list the known ones.
+// options; unknown options are errors that list the known ones. --help (or -h) where an
+// option may stand throws HelpRequested, which main() answers with the command's usage.
 #pragma once
 
 #include <map>
@@ -8,6 +9,11 @@
 #include <vector>
 
 namespace ternion::cli {
+
+// Not an error: main() prints the usage of the command on stdout and exits 0.
+struct HelpRequested {};
+
+bool is_help(const std::string& arg);  // "--help" or "-h"
 
 class Args {
  public:

@@ -12,4 +12,14 @@ int run_sample(int argc, char** argv);
 int run_checkpoint(int argc, char** argv);
 int run_plot(int argc, char** argv);
 
+// What `ternion NAME --help` prints on stdout (usage.cpp). main() answers --help for
+// every command, before the command runs or when its Args throws HelpRequested.
+extern const char* const kTrainUsage;
+extern const char* const kPrepareUsage;
+extern const char* const kSampleUsage;
+extern const char* const kCheckpointUsage;
+extern const char* const kPlotUsage;
+extern const char* const kVersionUsage;
+extern const char* const kSelftestUsage;
+
 }  // namespace ternion::cli

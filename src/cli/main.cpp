@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 
 namespace {
@@ -25,6 +26,39 @@ constexpr const char* kUsage =
     "\n"
     "Run 'ternion <command> --help' for a command's options.\n";
 
+struct Command {
+  std::string_view name;
+  int (*run)(int argc, char** argv);
+  const char* usage;
+};
+
+const Command kCommands[] = {
+    {"train", ternion::cli::run_train, ternion::cli::kTrainUsage},
+    {"prepare", ternion::cli::run_prepare, ternion::cli::kPrepareUsage},
+    {"sample", ternion::cli::run_sample, ternion::cli::kSampleUsage},
+    {"checkpoint", ternion::cli::run_checkpoint, ternion::cli::kCheckpointUsage},
+    {"plot", ternion::cli::run_plot, ternion::cli::kPlotUsage},
+    {"version", ternion::cli::run_version, ternion::cli::kVersionUsage},
+    {"--version", ternion::cli::run_version, ternion::cli::kVersionUsage},
+    {"selftest", ternion::cli::run_selftest, ternion::cli::kSelftestUsage},
+};
+
+const Command* find_command(std::string_view name) {
+  for (const Command& c : kCommands)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+// --help among the words before the first option (`checkpoint inspect --help`, `plot RUN
+// --help`); one after an option is found by Args, which knows which words are values.
+bool help_before_options(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    if (ternion::cli::is_help(argv[i])) return true;
+    if (argv[i][0] == '-') return false;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -33,20 +67,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string_view cmd = argv[1];
-  try {
-    if (cmd == "--version" || cmd == "version") return ternion::cli::run_version(argc - 1, argv + 1);
-    if (cmd == "train") return ternion::cli::run_train(argc - 1, argv + 1);
-    if (cmd == "prepare") return ternion::cli::run_prepare(argc - 1, argv + 1);
-    if (cmd == "sample") return ternion::cli::run_sample(argc - 1, argv + 1);
-    if (cmd == "checkpoint") return ternion::cli::run_checkpoint(argc - 1, argv + 1);
-    if (cmd == "plot") return ternion::cli::run_plot(argc - 1, argv + 1);
-    if (cmd == "selftest") return ternion::cli::run_selftest(argc - 1, argv + 1);
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const Command* command = find_command(cmd);
+  if (command == nullptr) {
     std::fprintf(stderr, "ternion: unknown command '%s'\n\n%s", argv[1], kUsage);
     return 2;
+  }
+  if (help_before_options(argc, argv)) {
+    std::fputs(command->usage, stdout);
+    return 0;
+  }
+  try {
+    return command->run(argc - 1, argv + 1);
+  } catch (const ternion::cli::HelpRequested&) {
+    std::fputs(command->usage, stdout);
+    return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ternion %s: error: %s\n", argv[1], e.what());
     return 1;

@@ -28,11 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kUsage =
-    "usage: ternion plot RUN_DIR [--output DIR]\n"
-    "Draws loss.png (train and validation), throughput.png and lr.png from RUN_DIR/metrics.jsonl\n"
-    "into DIR (default RUN_DIR/plots) with gnuplot.\n";
-
 // One metrics.jsonl line (docs/metrics.md): an object of numbers, booleans (1/0), null
 // (NaN: gnuplot skips it) and nested objects, flattened as "comm_bytes.dp".
 class LineParser {
@@ -139,9 +134,9 @@ std::string gp_quote(const std::string& s) {
 }  // namespace
 
 int run_plot(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
-    std::fputs(kUsage, argc >= 2 && std::string(argv[1]) == "--help" ? stdout : stderr);
-    return argc >= 2 && std::string(argv[1]) == "--help" ? 0 : 2;
+  if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {  // main() answers --help
+    std::fputs(kPlotUsage, stderr);
+    return 2;
   }
   const fs::path run_dir = argv[1];
   Args args(argc - 1, argv + 1, {"output"});
