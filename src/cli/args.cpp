@@ -1,5 +1,6 @@
 #include "cli/args.h"
 
+#include <cerrno>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -71,6 +72,17 @@ double Args::number(const std::string& name, double fallback) const {
   const double d = std::strtod(v.c_str(), &end);
   TN_CHECK(end && *end == '\0' && !v.empty(), command_, "option '--", name, "' needs a number, got '", v, "'");
   return d;
+}
+
+int64_t Args::integer(const std::string& name, int64_t fallback) const {
+  if (!has(name)) return fallback;
+  const std::string v = get(name);
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  TN_CHECK(end && *end == '\0' && !v.empty() && errno == 0, command_, "option '--", name,
+           "' needs a whole number, got '", v, "'");
+  return n;
 }
 
 }  // namespace ternion::cli

@@ -3,6 +3,7 @@
 // option may stand throws HelpRequested, which main() answers with the command's usage.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -25,6 +26,8 @@ class Args {
   std::string required(const std::string& name) const;
   const std::vector<std::string>& all(const std::string& name) const;
   double number(const std::string& name, double fallback) const;
+  // A whole decimal number; throws naming the option when the value is not one.
+  int64_t integer(const std::string& name, int64_t fallback) const;
 
  private:
   std::string command_;

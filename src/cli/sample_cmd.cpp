@@ -3,25 +3,47 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include "autograd/autograd.h"
 #include "checkpoint/weights_file.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
 #include "model/gpt.h"
 
 namespace ternion::cli {
+namespace {
+
+// NaN or inf in the weights (a diverged run) would make every logit NaN and the text
+// garbage without a word; name the first tensor that has any.
+void check_finite(const std::string& path, const std::vector<checkpoint::NamedTensor>& named) {
+  for (const auto& nt : named) {
+    const std::vector<float> v = nt.tensor.to_vector<float>();
+    const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+    if (bad == v.end()) continue;
+    const auto count = std::count_if(bad, v.end(), [](float x) { return !std::isfinite(x); });
+    fail("sample", str_cat("'", path, "': tensor '", nt.name, "' is not finite: ", count, " of its ", v.size(),
+                           " values are NaN or inf (the first, element ", bad - v.begin(), ", is ", *bad,
+                           "); the run that wrote these weights diverged"));
+  }
+}
+
+}  // namespace
 
 int run_sample(int argc, char** argv) {
   Args args(argc, argv, {"checkpoint", "prompt", "tokens", "top-k", "temperature", "seed"});
   const std::string path = args.required("checkpoint");
-  const int64_t n_new = static_cast<int64_t>(args.number("tokens", 200));
-  const int64_t top_k = static_cast<int64_t>(args.number("top-k", 0));  // 0 = greedy
+  const int64_t n_new = args.integer("tokens", 200);
+  const int64_t top_k = args.integer("top-k", 0);  // 0 = greedy
   const double temperature = args.number("temperature", 1.0);
-  const uint64_t seed = static_cast<uint64_t>(args.number("seed", 1));
-  TN_CHECK(temperature > 0, "sample", "--temperature must be positive");
+  const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 1));
+  TN_CHECK(n_new > 0, "sample", "--tokens must be positive, got ", n_new);
+  TN_CHECK(top_k >= 0, "sample", "--top-k must be >= 0 (0 = greedy), got ", top_k);
+  TN_CHECK(temperature > 0, "sample", "--temperature must be positive, got ", args.get("temperature"));
 
   auto attrs = checkpoint::read_weight_attributes(path);
   for (const char* k : {"vocab_size", "block_size", "n_layer", "n_head", "n_embd"})
@@ -36,6 +58,7 @@ int run_sample(int argc, char** argv) {
   std::vector<checkpoint::NamedTensor> named;
   for (auto& p : gpt.parameters()) named.push_back({p.name, p.tensor});
   checkpoint::read_weights(path, named);
+  check_finite(path, named);
 
   data::ByteTokenizer tok;
   std::vector<int32_t> ids = tok.encode(args.get("prompt", "\n"));

@@ -33,9 +33,9 @@ const char* const kSampleUsage =
     "                      [--temperature T] [--seed S]\n"
     "Generates text from trained weights: run.dir/model.h5, or a checkpoint exported with\n"
     "'ternion checkpoint export'.\n"
-    "  --checkpoint FILE.h5  the weights\n"
+    "  --checkpoint FILE.h5  the weights (every value must be finite)\n"
     "  --prompt TEXT         the text to continue (default: a newline)\n"
-    "  --tokens N            how many tokens to generate (default 200)\n"
+    "  --tokens N            how many tokens to generate, > 0 (default 200)\n"
     "  --top-k K             sample among the K most likely tokens; 0 = greedy (default)\n"
     "  --temperature T       > 0: divides the logits when sampling with --top-k (default 1)\n"
     "  --seed S              seed of the sampling (default 1)\n";

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The command line itself: `ternion COMMAND --help` prints the command's usage on stdout
-# and exits 0 for every command.
+# and exits 0 for every command; `sample` refuses a non-positive --tokens and weights that
+# are not finite.
 # Usage: cli.sh TERNION WORKDIR
 set -uo pipefail
 TERNION=$1
@@ -58,5 +59,48 @@ expect_help "checkpoint export DIR --output F --help" checkpoint export "$WORK" 
 expect_help "plot RUN_DIR --help" plot "$WORK" --help
 # A value that happens to read --help is a value.
 refuse "sample --prompt --help" "missing required option '--checkpoint'" sample --prompt --help
+
+# A tiny model to sample from.
+e2e_prepare_corpus 200
+"$TERNION" train --config "$ROOT/configs/gpt-tiny-cpu.yaml" --set run.dir="$WORK/run" \
+  --set data.train="$WORK/corpus.h5" --set data.val= --set model.n_layer=1 --set model.n_embd=32 \
+  --set model.n_head=2 --set model.block_size=16 --set train.global_batch_size=4 \
+  --set train.micro_batch_size=4 --set train.steps=2 --set log.interval=1 > "$WORK/train.log" 2>&1 \
+  || { cat "$WORK/train.log"; echo "cli: training the tiny model failed"; exit 1; }
+MODEL="$WORK/run/model.h5"
+
+refuse "sample --tokens 0" "--tokens must be positive, got 0" sample --checkpoint "$MODEL" --tokens 0
+refuse "sample --tokens -5" "--tokens must be positive, got -5" sample --checkpoint "$MODEL" --tokens -5
+refuse "sample --tokens 2.5" "option '--tokens' needs a whole number, got '2.5'" \
+  sample --checkpoint "$MODEL" --tokens 2.5
+refuse "sample --top-k -1" "--top-k must be >= 0" sample --checkpoint "$MODEL" --top-k -1
+if "$TERNION" sample --checkpoint "$MODEL" --prompt "the " --tokens 5 > "$WORK/sample.txt" 2>&1; then
+  echo "ok   sample --tokens 5"
+else
+  fail "sample --tokens 5: $(cat "$WORK/sample.txt")"
+fi
+
+# poison COPY TENSOR VALUE: a copy of the model with the tensor's element 3 set to VALUE (a
+# float32 literal for Python's struct). Weights are contiguous datasets, so the element
+# lies at the dataset's file offset (h5dump -p) plus 12 bytes.
+poison() {
+  cp "$MODEL" "$1"
+  local offset
+  offset=$(h5dump -p -H -d "/$2" "$1" | sed -n 's/.*OFFSET \([0-9]*\).*/\1/p' | head -n 1)
+  [ -n "$offset" ] || { echo "cli: no offset for $2 in $1"; exit 1; }
+  python3 - "$1" "$offset" "$3" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]) + 12)
+    f.write(struct.pack("<f", float(sys.argv[3])))
+PY
+}
+TENSOR=$(h5ls "$MODEL" | awk '$2 == "Dataset" { print $1 }' | sort | tail -n 1)
+poison "$WORK/nan.h5" "$TENSOR" nan
+poison "$WORK/inf.h5" "$TENSOR" -inf
+refuse "sample NaN weights" "tensor '$TENSOR' is not finite: 1 of its [0-9]+ values are NaN or inf .*element 3, is nan" \
+  sample --checkpoint "$WORK/nan.h5" --tokens 5
+refuse "sample inf weights" "tensor '$TENSOR' is not finite.*element 3, is -inf" \
+  sample --checkpoint "$WORK/inf.h5" --tokens 5
 
 [ $failures -eq 0 ] && echo "cli: ok" || { echo "cli: $failures failure(s)"; exit 1; }
