@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/args.h"
@@ -107,7 +108,33 @@ class LineParser {
 };
 
 std::map<std::string, double> parse_line(const std::string& line, const std::string& where) {
-  return LineParser(line, where).parse();
+  std::map<std::string, double> row = LineParser(line, where).parse();
+  TN_CHECK(row.count("step"), "plot", where, ": the object has no \"step\"");
+  return row;
+}
+
+// Every row of metrics.jsonl. A last line that does not parse is what a run killed while
+// writing it leaves behind: skipped with a warning. Any other bad line is an error.
+std::vector<std::map<std::string, double>> read_rows(std::istream& in, const std::string& path) {
+  std::vector<std::pair<int, std::string>> lines;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.emplace_back(n, std::move(line));
+  std::vector<std::map<std::string, double>> rows;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string where = path + ":" + std::to_string(lines[i].first);
+    if (i + 1 < lines.size()) {
+      rows.push_back(parse_line(lines[i].second, where));
+      continue;
+    }
+    try {
+      rows.push_back(parse_line(lines[i].second, where));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "ternion plot: warning: skipping the last line of %s, which is incomplete "
+                   "(a run stopped while writing it?): %s\n", path.c_str(), e.what());
+    }
+  }
+  return rows;
 }
 
 std::string find_gnuplot() {
@@ -146,11 +173,7 @@ int run_plot(int argc, char** argv) {
   std::ifstream in(metrics);
   TN_CHECK(in, "plot", "no metrics in ", run_dir.string(), ": cannot read ", metrics.string(),
            " (is it a run directory, i.e. the config's run.dir?)");
-  std::vector<std::map<std::string, double>> rows;
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n)
-    if (line.find_first_not_of(" \t\r") != std::string::npos)
-      rows.push_back(parse_line(line, metrics.string() + ":" + std::to_string(n)));
+  const std::vector<std::map<std::string, double>> rows = read_rows(in, metrics.string());
   TN_CHECK(!rows.empty(), "plot", metrics.string(), " has no rows: the run logged no step yet");
 
   const std::string gnuplot = find_gnuplot();

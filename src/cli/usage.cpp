@@ -52,7 +52,8 @@ const char* const kCheckpointUsage =
 const char* const kPlotUsage =
     "usage: ternion plot RUN_DIR [--output DIR]\n"
     "Draws loss.png (train and validation), throughput.png and lr.png from RUN_DIR/metrics.jsonl\n"
-    "into DIR (default RUN_DIR/plots) with gnuplot.\n";
+    "into DIR (default RUN_DIR/plots) with gnuplot. A truncated last line (a run killed while\n"
+    "writing it) is skipped with a warning.\n";
 
 const char* const kVersionUsage =
     "usage: ternion version   (or ternion --version)\n"

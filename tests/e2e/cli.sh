@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command line itself: `ternion COMMAND --help` prints the command's usage on stdout
 # and exits 0 for every command; `sample` refuses a non-positive --tokens and weights that
-# are not finite.
+# are not finite; `plot` skips a truncated last line of metrics.jsonl with a warning but
+# refuses a corrupt line before it.
 # Usage: cli.sh TERNION WORKDIR
 set -uo pipefail
 TERNION=$1
@@ -102,5 +103,25 @@ refuse "sample NaN weights" "tensor '$TENSOR' is not finite: 1 of its [0-9]+ val
   sample --checkpoint "$WORK/nan.h5" --tokens 5
 refuse "sample inf weights" "tensor '$TENSOR' is not finite.*element 3, is -inf" \
   sample --checkpoint "$WORK/inf.h5" --tokens 5
+
+# metrics.jsonl with a last line cut short, as a run killed while writing it leaves it.
+mkdir -p "$WORK/cut"
+row() { printf '{"step": %d, "loss": %s, "lr": %s, "tokens_per_sec": %d, "comm_bytes": {"dp": 0, "tp": 0}}\n' \
+  "$1" "$2" "$2e-4" "$((900 + 10 * $1))"; }
+{ row 0 5.5; row 1 5.25; row 2 5.0; printf '{"step": 3, "loss": 4.9, "lr": 0.0'; } > "$WORK/cut/metrics.jsonl"
+if "$TERNION" plot "$WORK/cut" > "$WORK/cut.out" 2> "$WORK/cut.err"; then
+  if ! grep -q "warning: skipping the last line of .*metrics.jsonl.*metrics.jsonl:4" "$WORK/cut.err"; then
+    fail "plot of a truncated last line: no warning naming line 4: $(cat "$WORK/cut.err")"
+  elif [ "$(grep -vc '^#' "$WORK/cut/plots/metrics.dat")" -ne 3 ] || [ ! -s "$WORK/cut/plots/loss.png" ]; then
+    fail "plot of a truncated last line: expected 3 rows and loss.png"
+  else
+    echo "ok   plot of a truncated last line: $(cat "$WORK/cut.err")"
+  fi
+else
+  fail "plot of a truncated last line failed: $(cat "$WORK/cut.err")"
+fi
+mkdir -p "$WORK/corrupt"
+{ row 0 5.5; printf '{"step": 1, "loss": }\n'; row 2 5.0; } > "$WORK/corrupt/metrics.jsonl"
+refuse "plot of a corrupt line before the last" "metrics.jsonl:2: key 'loss' is not a number" plot "$WORK/corrupt"
 
 [ $failures -eq 0 ] && echo "cli: ok" || { echo "cli: $failures failure(s)"; exit 1; }
