@@ -1,6 +1,7 @@
 // Loading, checking, writing and documenting configs, all driven by the schema table.
 #include "train/config.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -37,9 +38,55 @@ std::string valid_keys(const std::string& section) {
                          : "valid keys in '" + section + "': " + join(children(section), ", ");
 }
 
+// Text from the user in a message is cut to its first kShownBytes bytes (whole UTF-8
+// characters) and its size, so a 10 MB scalar does not become a 10 MB error.
+constexpr size_t kShownBytes = 80;
+
+size_t shown_prefix(const std::string& s) {
+  if (s.size() <= kShownBytes) return s.size();
+  size_t n = kShownBytes;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // a continuation byte
+  return n;
+}
+
+// Text as the message would show it (a key name, an override, a quoted value), cut if
+// long: "xxxx... (10485762 bytes).
+std::string clip(const std::string& s) {
+  const size_t n = shown_prefix(s);
+  return n == s.size() ? s : s.substr(0, n) + "... (" + std::to_string(s.size()) + " bytes)";
+}
+
+// The line (1-based) where brackets first nest `depth` deep, skipping quoted text and
+// comments; 0 if they never do. yaml-cpp reports deep flow nesting ("[[[[...") at the end
+// of the text: this finds where it is.
+int line_of_flow_depth(const std::string& text, int depth) {
+  int line = 1, d = 0;
+  char in_quote = 0;
+  bool comment = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      comment = false;
+      continue;
+    }
+    if (comment) continue;
+    if (in_quote) {
+      if (c == in_quote) in_quote = 0;
+      if (c == '\\' && in_quote == '"' && i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') in_quote = c;
+    if (c == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(text[i - 1])))) comment = true;
+    if ((c == '[' || c == '{') && ++d >= depth) return line;
+    if ((c == ']' || c == '}') && d > 0) --d;
+  }
+  return 0;
+}
+
 // The found value in a type error.
 std::string describe(const YAML::Node& n) {
-  if (n.IsScalar()) return quote(n.Scalar());
+  if (n.IsScalar()) return clip(quote(n.Scalar()));
   if (n.IsMap()) return "a map";
   if (n.IsSequence()) return "a list";
   return "nothing (null)";
@@ -69,7 +116,7 @@ void read_section(const YAML::Node& map, const std::string& section, const std::
       config_error(where, "expected a key name, found " + describe(kv.first));
     const std::string& leaf = kv.first.Scalar();
     const std::string name = section.empty() ? leaf : section + "." + leaf;
-    if (!seen.insert(name).second) config_error(where, "duplicate key '" + name + "'");
+    if (!seen.insert(name).second) config_error(where, "duplicate key '" + clip(name) + "'");
     if (const Key* key = find_key(name)) {
       set_value(*key, kv.second, where, config, origins);
     } else if (is_section(name)) {
@@ -79,13 +126,13 @@ void read_section(const YAML::Node& map, const std::string& section, const std::
                                 valid_keys(name) + "), found " + describe(kv.second));
       read_section(kv.second, name, source, config, origins);
     } else {
-      config_error(where, "unknown key '" + name + "' (" + valid_keys(section) + ")");
+      config_error(where, "unknown key '" + clip(name) + "' (" + valid_keys(section) + ")");
     }
   }
 }
 
 void apply_override(const std::string& text, Config& config, Origins& origins) {
-  const std::string where = "override '" + text + "'";
+  const std::string where = "override '" + clip(text) + "'";
   size_t eq = text.find('=');
   if (eq == std::string::npos) config_error(where, "expected KEY=VALUE, e.g. optim.lr=1e-3");
   std::string name = text.substr(0, eq);
@@ -95,11 +142,14 @@ void apply_override(const std::string& text, Config& config, Origins& origins) {
   if (key == nullptr && is_section(name))
     config_error(where, "'" + name + "' is a section, not a key (" + valid_keys(name) + ")");
   if (key == nullptr)
-    config_error(where, "unknown key '" + name + "' (" +
+    config_error(where, "unknown key '" + clip(name) + "' (" +
                             valid_keys(schema::enclosing_section(name)) + ")");
   YAML::Node value;
   try {
     value = YAML::Load(text.substr(eq + 1));
+  } catch (const YAML::DeepRecursion& e) {
+    config_error(where, "the value is nested too deeply (the YAML parser stops at " +
+                            std::to_string(e.depth()) + " levels of maps or lists; a key takes a scalar)");
   } catch (const YAML::Exception& e) {
     config_error(where, "YAML syntax error in the value: " + e.msg);
   }
@@ -116,14 +166,14 @@ void check(const Config& config, const Origins& origins) {
   for (const Key& k : keys())
     if (!k.ok(config))
       issues.push_back(
-          located(k.name, k.name + " must be " + k.rule + " (got " + k.encode(config) + ")"));
+          located(k.name, k.name + " must be " + k.rule + " (got " + clip(k.encode(config)) + ")"));
   if (issues.empty()) {
     for (const CrossRule& r : cross_rules()) {
       if (r.ok(config)) continue;
       std::vector<std::string> values;
       std::string blamed = r.keys.front();
       for (const std::string& k : r.keys) {
-        values.push_back(k + " = " + find_key(k)->encode(config));
+        values.push_back(k + " = " + clip(find_key(k)->encode(config)));
         if (!origins.count(blamed) && origins.count(k)) blamed = k;
       }
       issues.push_back(located(blamed, r.rule + " (" + join(values, ", ") + ")"));
@@ -144,6 +194,12 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(yaml_text);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp stops at a fixed depth and calls it "bad file".
+    const int flow_line = line_of_flow_depth(yaml_text, e.depth() / 2);
+    config_error(flow_line > 0 ? source_name + ":" + std::to_string(flow_line) : at_line(source_name, e.mark),
+                 "YAML nested too deeply (the parser stops at " + std::to_string(e.depth()) +
+                     " levels of maps or lists; a config's sections nest two deep)");
   } catch (const YAML::Exception& e) {
     config_error(at_line(source_name, e.mark), "YAML syntax error: " + e.msg);
   }

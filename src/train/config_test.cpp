@@ -271,6 +271,58 @@ TEST(Config, SyntaxErrorNamesFileAndLine) {
               HasSubstr("expected one YAML document, found 2"));
 }
 
+TEST(Config, LongValuesAreCutInMessages) {
+  // Shown as the first 80 bytes of what the message would hold, then the whole size.
+  const std::string huge(1 << 20, 'x');
+  const std::string shown = "\"" + std::string(79, 'x') + "... (1048578 bytes)";
+  for (const std::string& e : {parse_error("precision: " + huge + "\n"),
+                               parse_error("train:\n  steps: " + huge + "\n"),
+                               parse_error("", {"precision=" + huge})}) {
+    EXPECT_LT(e.size(), 600u) << e.substr(0, 600);
+    EXPECT_THAT(e, HasSubstr(shown));
+  }
+  EXPECT_THAT(parse_error("precision: " + huge + "\n"),
+              HasSubstr("x.yaml:1: precision must be one of fp32, bf16, fp16 (got " + shown + ")"));
+  EXPECT_THAT(parse_error("train:\n  steps: " + huge + "\n"),
+              HasSubstr("x.yaml:2: wrong type for 'train.steps': expected int, found " + shown));
+  // Overrides and key names are cut the same way.
+  std::string e = parse_error("", {"optim.lr=" + huge});
+  EXPECT_LT(e.size(), 600u) << e.substr(0, 600);
+  EXPECT_THAT(e, HasSubstr("config: override 'optim.lr=" + std::string(71, 'x') + "... (1048585 bytes)': "));
+  e = parse_error("", {"optim." + huge + "=1"});
+  EXPECT_LT(e.size(), 900u) << e.substr(0, 900);
+  EXPECT_THAT(e, HasSubstr("unknown key 'optim." + std::string(74, 'x') + "... (1048582 bytes)' (valid keys"));
+  // Never in the middle of a UTF-8 character: '"ab' then 2-byte characters, cut after 79 bytes.
+  std::string accents = "ab";
+  for (int i = 0; i < 100; ++i) accents += "\xc3\xa9";
+  std::string kept = "\"ab";
+  for (int i = 0; i < 38; ++i) kept += "\xc3\xa9";
+  EXPECT_THAT(parse_error("precision: " + accents + "\n"), HasSubstr("(got " + kept + "... (204 bytes))"));
+  // Short values are shown whole.
+  EXPECT_THAT(parse_error("precision: " + std::string(78, 'y') + "\n"),
+              HasSubstr("(got \"" + std::string(78, 'y') + "\")"));
+}
+
+TEST(Config, DeepNestingIsNamedWithItsLine) {
+  const std::string deep(5000, '[');
+  std::string e = parse_error("run:\n  seed: 1\n  dir: " + deep + "\n\nmodel:\n  n_layer: 2\n");
+  EXPECT_THAT(e, HasSubstr("config: x.yaml:3: YAML nested too deeply (the parser stops at "));
+  EXPECT_THAT(e, ::testing::Not(HasSubstr("bad file")));
+  // Closed brackets, and "[" in quotes and comments, which do not nest.
+  e = parse_error("# [[[[\nrun:\n  dir: \"[[[[\"\n  seed: " + std::string(600, '[') + std::string(600, ']') + "\n");
+  EXPECT_THAT(e, HasSubstr("config: x.yaml:4: YAML nested too deeply"));
+  // Block maps nested too deeply: the parser's own line.
+  std::string block = "run:\n";
+  for (int i = 0; i < 600; ++i) block += std::string(2 * i + 2, ' ') + "k" + std::to_string(i) + ":\n";
+  EXPECT_THAT(parse_error(block), ::testing::ContainsRegex("config: x.yaml:[0-9]+: YAML nested too deeply"));
+  e = parse_error("", {"run.dir=" + deep});
+  EXPECT_THAT(e, HasSubstr("the value is nested too deeply"));
+  EXPECT_LT(e.size(), 400u) << e.substr(0, 400);
+  // Deep but within the parser's limit: an ordinary type error.
+  EXPECT_THAT(parse_error("run:\n  dir: " + std::string(100, '[') + std::string(100, ']') + "\n"),
+              HasSubstr("wrong type for 'run.dir': expected string, found a list"));
+}
+
 TEST(Config, Overrides) {
   std::string path = write_temp("ov.yaml", "optim:\n  lr: 1e-3\nparallel:\n  dp: 2\n");
   Config c = load_config(path, {"optim.lr=2e-3", "train.steps=10", "parallel.dp=auto",

@@ -2,7 +2,8 @@
 # The command line itself: `ternion COMMAND --help` prints the command's usage on stdout
 # and exits 0 for every command; `sample` refuses a non-positive --tokens and weights that
 # are not finite; `plot` skips a truncated last line of metrics.jsonl with a warning but
-# refuses a corrupt line before it.
+# refuses a corrupt line before it; config errors on a huge value or deep nesting stay short
+# and say what is wrong.
 # Usage: cli.sh TERNION WORKDIR
 set -uo pipefail
 TERNION=$1
@@ -123,5 +124,13 @@ fi
 mkdir -p "$WORK/corrupt"
 { row 0 5.5; printf '{"step": 1, "loss": }\n'; row 2 5.0; } > "$WORK/corrupt/metrics.jsonl"
 refuse "plot of a corrupt line before the last" "metrics.jsonl:2: key 'loss' is not a number" plot "$WORK/corrupt"
+
+# Config errors stay readable: a 10 MB value is cut, deep nesting is named with its line.
+python3 -c "print('precision: ' + 'x' * (10 << 20))" > "$WORK/huge.yaml"
+refuse "config with a 10 MB value" "huge.yaml:1: precision must be one of fp32, bf16, fp16 \(got \"x{79}\.\.\. \(10485762 bytes\)\)" \
+  train --config "$WORK/huge.yaml"
+[ "$(wc -c < "$WORK/refuse.err")" -lt 1000 ] || fail "config with a 10 MB value: $(wc -c < "$WORK/refuse.err") bytes of error"
+python3 -c "print('run:\n  seed: 1\n  dir: ' + '[' * 5000)" > "$WORK/deep.yaml"
+refuse "config nested too deeply" "deep.yaml:3: YAML nested too deeply" train --config "$WORK/deep.yaml"
 
 [ $failures -eq 0 ] && echo "cli: ok" || { echo "cli: $failures failure(s)"; exit 1; }
