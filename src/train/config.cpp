@@ -257,7 +257,7 @@ std::string to_yaml(const Config& config) {
 
 std::string config_reference_markdown() {
   const Config defaults;
-  std::string out = "## Reference\n";
+  std::string out = "## Reference\n\n### Counting steps\n\n" + schema::steps_doc() + "\n";
   std::optional<std::string> section;
   for (const Key& k : keys()) {
     size_t dot = k.name.rfind('.');

@@ -242,14 +242,18 @@ const std::vector<Key>& keys() {
       TN_KEY(data, val, "Validation data file; empty = no validation set."),
       TN_KEY(data, shuffle, "Shuffle the order of training sequences."),
 
-      TN_KEY(train, steps, "Number of optimizer steps.", positive()),
+      TN_KEY(train, steps, "Number of optimizer steps M: the console counts them step 1/M to step M/M.",
+             positive()),
       TN_KEY(train, global_batch_size,
              "Sequences per optimizer step, summed over data-parallel ranks.", positive()),
       TN_KEY(train, micro_batch_size,
              "Sequences per forward/backward pass on one rank; gradients accumulate over "
              "global_batch_size / (micro_batch_size * dp) micro-batches.",
              positive()),
-      TN_KEY(train, eval_interval, "Steps between evaluations on data.val; 0 = never.",
+      TN_KEY(train, eval_interval,
+             "Steps between evaluations on data.val: after each step whose console number is a multiple of "
+             "it, and after the last step; 0 = only after the last step. Nothing is evaluated when data.val is "
+             "empty.",
              non_negative()),
       TN_KEY(train, eval_batches,
              "Validation batches of train.global_batch_size sequences per evaluation, split over the "
@@ -271,7 +275,11 @@ const std::vector<Key>& keys() {
       TN_KEY(optim, grad_clip, "Maximum global gradient norm; 0 disables clipping.",
              non_negative()),
 
-      TN_KEY(log, interval, "Steps between log lines.", positive()),
+      TN_KEY(log, interval,
+             "Steps between log lines (console and metrics.jsonl): each step whose console number is a "
+             "multiple of it, plus the first step after a start or resume, the last step, and every step that "
+             "evaluated, saved or committed a checkpoint, or skipped its update.",
+             positive()),
 
       TN_KEY(parallel, dp, "Data-parallel degree; auto (stored as 0) = world_size / (tp * pp).",
              non_negative(), auto_int_codec()),
@@ -282,7 +290,12 @@ const std::vector<Key>& keys() {
              parallel_order()),
       TN_KEY(parallel, bucket_mb, "Size of a gradient all-reduce bucket, MiB.", positive()),
 
-      TN_KEY(checkpoint, interval, "Steps between checkpoints; 0 = never.", non_negative()),
+      TN_KEY(checkpoint, interval,
+             "Steps between checkpoints: one after each step whose console number is a multiple of it, and "
+             "one after the last step; 0 = no periodic checkpoints and none at the end. Either way a run that "
+             "stops early (--stop-at-step, or preempted by SIGUSR1, SIGTERM or a first Ctrl-C) saves one "
+             "before it exits.",
+             non_negative()),
       TN_KEY(checkpoint, keep, "Number of most recent checkpoints kept on disk.", positive()),
       TN_KEY(checkpoint, async, "Write checkpoints from a background thread."),
 
@@ -308,10 +321,26 @@ const std::map<std::string, std::string>& section_docs() {
       {"optim", "AdamW and the learning-rate schedule."},
       {"log", "Logging."},
       {"parallel", "Data, tensor and pipeline parallelism."},
-      {"checkpoint", "Periodic checkpoints."},
+      {"checkpoint", "Checkpoints in run.dir/checkpoints (docs/checkpoints.md)."},
       {"monitor", "Live metrics for a monitoring system."},
   };
   return docs;
+}
+
+const std::string& steps_doc() {
+  static const std::string doc =
+      "A step is one optimizer update of train.global_batch_size sequences. Steps are numbered in three "
+      "places:\n"
+      "\n"
+      "- The console's `step N/M` counts from 1: it is printed after the N-th update of M (`train.steps`). "
+      "The intervals below count the same way: `log.interval: 10` logs steps 10, 20, ...\n"
+      "- `metrics.jsonl`'s `\"step\"` counts from 0: the console's step N is the row with `\"step\": N-1` "
+      "(`ternion plot` draws it at N, as the console counts).\n"
+      "- A checkpoint `run.dir/checkpoints/step_0000000N` (N zero-padded to 8 digits) holds the state after "
+      "N completed optimizer steps, that is after the console's step N (`metrics.jsonl` step N-1). "
+      "A run resumed from it says `resumed from ... at step N` and continues with the console's step N+1; "
+      "`--stop-at-step N` stops after the console's step N and saves `step_0000000N`.";
+  return doc;
 }
 
 const std::vector<CrossRule>& cross_rules() {

@@ -38,6 +38,9 @@ const std::vector<Key>& keys();
 const std::vector<CrossRule>& cross_rules();
 // One-line description of each section, for the docs.
 const std::map<std::string, std::string>& section_docs();
+// What "step N" means on the console, in metrics.jsonl and in checkpoint names, for the
+// docs (Markdown, before the keys that count steps).
+const std::string& steps_doc();
 
 const Key* find_key(const std::string& name);  // nullptr if no such key
 bool is_section(const std::string& name);      // some key lies under name + "."

@@ -418,6 +418,18 @@ TEST(Config, DocsExampleIsValid) {
   EXPECT_NE(c, Config{});
 }
 
+TEST(Config, DocsSayWhatAStepNumberMeans) {
+  const std::string ref = config_reference_markdown();
+  EXPECT_THAT(ref, HasSubstr("### Counting steps"));
+  EXPECT_THAT(ref, HasSubstr("`step N/M` counts from 1"));
+  EXPECT_THAT(ref, HasSubstr("the console's step N is the row with `\"step\": N-1`"));
+  EXPECT_THAT(ref, HasSubstr("`run.dir/checkpoints/step_0000000N`"));
+  EXPECT_THAT(ref, HasSubstr("continues with the console's step N+1"));
+  // checkpoint.interval 0 still saves when a run is stopped (save_due's stop).
+  EXPECT_THAT(ref, HasSubstr("0 = no periodic checkpoints and none at the end. Either way a run that stops "
+                             "early (--stop-at-step, or preempted by SIGUSR1, SIGTERM or a first Ctrl-C) saves one"));
+}
+
 TEST(Config, EveryKeyIsWrittenAndDocumented) {
   const std::string ref = config_reference_markdown();
   const YAML::Node yaml = YAML::Load(to_yaml(Config{}));
