@@ -33,6 +33,11 @@ std::string step_dir_name(int64_t step) {
   return buf;
 }
 
+void remove_quietly(const fs::path& path) {
+  std::error_code ignored;
+  fs::remove_all(path, ignored);
+}
+
 struct WriteResult {
   bool ok = true;
   std::string record;  // record_yaml() of this rank's file ("" when it holds nothing), or the error text
@@ -170,8 +175,11 @@ std::optional<SaveTiming> Checkpointer::commit() {
       }
       if (!n.IsMap()) why += str_cat("\n  rank ", r, ": ", records[r]);
     }
+    // Every rank's writer has finished (each voted after joining its own): the partial
+    // directory can go now, giving a full disk its space back.
+    if (group_.rank == 0) remove_quietly(p->tmp_dir);
     fail("checkpoint", str_cat("save of step ", p->state.step, " failed; '", p->tmp_dir.string(),
-                               "' was not committed and the last complete checkpoint is intact:", why));
+                               "' was not committed (removed) and the last complete checkpoint is intact:", why));
   }
   SaveTiming timing;
   timing.step = p->state.step;
@@ -195,6 +203,7 @@ std::optional<SaveTiming> Checkpointer::commit() {
       }
     } catch (const std::exception& e) {
       commit_error = e.what();
+      remove_quietly(p->tmp_dir);  // still there when the manifest or the rename failed
     }
   // Every rank returns only once `latest` names the new checkpoint (or every rank throws).
   TN_CHECK(group_.all_true(commit_error.empty()), "checkpoint", "commit of step ", p->state.step,

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/durable.h"
 #include "io/h5.h"
+#include "io/h5_output.h"
 
 namespace ternion::checkpoint {
 
@@ -90,16 +91,14 @@ FileRecord write_rank_file(const fs::path& dir, int rank, const State& state, Ra
   rec.rank = rank;
   const fs::path path = dir / rec.file;
   const std::string file = path.string();
-  Handle fh;
+  // Closed on every path, a full disk included (io::h5::OutputFile), before this returns.
+  io::h5::OutputFile out(file, kOp);
   {
     QuietErrors quiet;
-    fh = Handle(check_id(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), kOp, "cannot create",
-                         file),
-                H5Fclose);
-    write_string_attr(fh.get(), "format", kFormatName, file);
-    write_int_attr(fh.get(), "format_version", kFormatVersion, file);
-    write_int_attr(fh.get(), "step", state.step, file);
-    write_int_attr(fh.get(), "rank", rank, file);
+    write_string_attr(out.get(), "format", kFormatName, file);
+    write_int_attr(out.get(), "format_version", kFormatVersion, file);
+    write_int_attr(out.get(), "step", state.step, file);
+    write_int_attr(out.get(), "rank", rank, file);
   }
   for (size_t i = 0; i < state.tensors.size(); ++i) {
     const Entry& e = state.tensors[i];
@@ -107,7 +106,8 @@ FileRecord write_rank_file(const fs::path& dir, int rank, const State& state, Ra
     TN_CHECK(t.dtype() == DType::f32 && t.is_contiguous() && t.device().is_cpu(), kOp, "'", e.name,
              "' must be staged as a contiguous host f32 tensor, got ", t.str());
     if (hooks) hooks->before_dataset(file, static_cast<int>(i), e.name);
-    write_dataset(fh.get(), e, file);
+    write_dataset(out.get(), e, file);
+    out.check();  // a full disk stops the save here, not after the last dataset
     TensorInfo ti;
     ti.file = rec.file;
     ti.name = e.name;
@@ -121,10 +121,10 @@ FileRecord write_rank_file(const fs::path& dir, int rank, const State& state, Ra
   hsize_t reported = 0;
   {
     QuietErrors quiet;
-    check_rc(H5Fflush(fh.get(), H5F_SCOPE_GLOBAL), kOp, "cannot flush", file);
-    check_rc(H5Fget_filesize(fh.get(), &reported), kOp, "cannot size", file);
-    TN_CHECK(fh.reset(), kOp, "cannot close '", file, "'");
+    check_rc(H5Fflush(out.get(), H5F_SCOPE_GLOBAL), kOp, "cannot flush", file);
+    check_rc(H5Fget_filesize(out.get(), &reported), kOp, "cannot size", file);
   }
+  out.close();
   if (hooks) hooks->after_file(file);
   io::fsync_path(path, /*directory=*/false, kOp);
   rec.bytes = static_cast<int64_t>(fs::file_size(path));

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/durable.h"
 #include "io/h5.h"
+#include "io/h5_output.h"
 
 namespace ternion::checkpoint {
 
@@ -21,10 +22,9 @@ namespace {
 
 void write_weights_to(const std::string& tmp, const std::vector<NamedTensor>& tensors,
                       const std::map<std::string, int64_t>& attributes) {
+  // Closed on every path, a full disk included, before this returns.
+  io::h5::OutputFile file(tmp, "write_weights");
   QuietErrors quiet;
-  Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "write_weights",
-                       "cannot create", tmp),
-              H5Fclose);
   for (const auto& [key, value] : attributes) {
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
     Handle attr(check_id(H5Acreate2(file.get(), key.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
@@ -43,9 +43,9 @@ void write_weights_to(const std::string& tmp, const std::vector<NamedTensor>& te
     if (t.numel())
       check_rc(H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()), "write_weights",
                "cannot write '" + nt.name + "' to", tmp);
+    file.check();
   }
-  check_rc(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "write_weights", "cannot flush", tmp);
-  TN_CHECK(file.reset(), "write_weights", "cannot close '", tmp, "'");
+  file.close();
 }
 
 }  // namespace

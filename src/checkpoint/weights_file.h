@@ -20,8 +20,8 @@ struct NamedTensor {
 };
 
 // Writes path.tmp, fsyncs it, renames it over path and fsyncs the directory (io::publish):
-// after a crash, path is the previous file or the complete new one. On failure path.tmp is
-// removed and a previous file at path is intact.
+// after a crash, path is the previous file or the complete new one. On failure (a full disk
+// included) path.tmp is removed and a previous file at path is intact.
 void write_weights(const std::string& path, const std::vector<NamedTensor>& tensors,
                    const std::map<std::string, int64_t>& attributes);
 

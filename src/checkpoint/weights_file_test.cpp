@@ -5,6 +5,10 @@
 
 #include <filesystem>
 
+#include "core/error.h"
+#include "io/disk_full.h"
+#include "io/h5.h"
+
 namespace ternion::checkpoint {
 namespace {
 
@@ -26,6 +30,27 @@ TEST(WeightsFile, RoundTripWithAttributes) {
   EXPECT_EQ(in[0].tensor.to_vector<float>(), a.to_vector<float>());
   EXPECT_EQ(in[1].tensor.to_vector<double>(), std::vector<double>{0.5});
   EXPECT_EQ(read_weight_attributes(path).at("n_layer"), 3);
+}
+
+// A full disk: the error names the file and the reason, the temporary file is removed,
+// the previous weights are intact and no HDF5 file stays open.
+TEST(WeightsFile, FullDiskLeavesNoTmpAndThePreviousFile) {
+  const std::string path = tmp_path("full.h5");
+  write_weights(path, {{"a", Tensor::from_vector<float>({1, 2}, {2})}}, {{"n_layer", 1}});
+  {
+    io::DiskFull full(64 * 1024);
+    try {
+      write_weights(path, {{"a", Tensor::zeros({100000})}}, {{"n_layer", 2}});
+      FAIL();
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("[write_weights] cannot write '" + path + ".tmp' at byte "), std::string::npos) << what;
+      EXPECT_NE(what.find(": File too large"), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(read_weight_attributes(path).at("n_layer"), 1);
 }
 
 TEST(WeightsFile, MissingNamesAndWrongShapesAreNamed) {

@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <hdf5.h>
+
 #include <fstream>
 
 #include "core/error.h"
 #include "data/test_util.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
+#include "io/disk_full.h"
 
 namespace ternion::data {
 namespace {
@@ -87,6 +90,23 @@ TEST(Prepare, ErrorsNameTheFile) {
                {"same file"});
   expect_error([&] { prepare_text(input, dir.file("no_dir/t.h5"), dir.file("v.h5"), 0.5); },
                {"cannot create", "no_dir/t.h5.tmp"});
+}
+
+// A disk that fills while preparing: the error names the file and the reason, nothing is
+// left half-written (no train file, no .tmp) and no HDF5 file stays open.
+TEST(Prepare, FullDiskLeavesNoTmpFiles) {
+  TempDir dir;
+  const std::string input = dir.file("in.txt");
+  std::ofstream(input) << std::string(300000, 'x');
+  {
+    io::DiskFull full(128 * 1024);
+    expect_error([&] { prepare_text(input, dir.file("t.h5"), dir.file("v.h5"), 0.1); },
+                 {"cannot write '", dir.file("t.h5.tmp"), "File too large"});
+  }
+  EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.h5")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.h5.tmp")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("v.h5.tmp")));
 }
 
 }  // namespace

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "io/h5.h"
+#include "io/h5_output.h"
 
 namespace ternion::data {
 namespace h5 = io::h5;
@@ -131,11 +133,11 @@ struct TokenFileWriter::Impl {
   int64_t vocab_size = 0;
   int64_t size = 0;
   bool committed = false;
-  Handle file, dset;  // dset closes before file
+  std::optional<h5::OutputFile> file;  // closes on every path, a full disk included
+  Handle dset;                         // closes before file
 
   ~Impl() {
     if (committed) return;
-    h5::QuietErrors quiet;
     dset.reset();
     file.reset();
     std::error_code ec;
@@ -153,9 +155,8 @@ TokenFileWriter::TokenFileWriter(std::string path, int64_t vocab_size, std::stri
   s.path = std::move(path);
   s.tmp = s.path + ".tmp";
   s.vocab_size = vocab_size;
+  s.file.emplace(s.tmp, op);
   h5::QuietErrors quiet;
-  s.file = Handle(check_id(H5Fcreate(s.tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), op,
-                           "cannot create", s.tmp), H5Fclose);
   const int64_t chunk_tokens = expected_tokens > 0 ? std::min(expected_tokens, kTokenChunk)
                                                   : kTokenChunk;
   const hsize_t dims[1] = {0}, maxdims[1] = {H5S_UNLIMITED};
@@ -164,7 +165,7 @@ TokenFileWriter::TokenFileWriter(std::string path, int64_t vocab_size, std::stri
   Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), op, "cannot create", s.tmp), H5Pclose);
   check_rc(H5Pset_chunk(dcpl.get(), 1, chunk), op, "cannot create", s.tmp);
   const hid_t file_type = vocab_size <= 65536 ? H5T_STD_U16LE : H5T_STD_I32LE;
-  s.dset = Handle(check_id(H5Dcreate2(s.file.get(), kDataset, file_type, space.get(), H5P_DEFAULT,
+  s.dset = Handle(check_id(H5Dcreate2(s.file->get(), kDataset, file_type, space.get(), H5P_DEFAULT,
                                       dcpl.get(), H5P_DEFAULT),
                            op, "cannot create /tokens in", s.tmp), H5Dclose);
 
@@ -180,6 +181,7 @@ TokenFileWriter::TokenFileWriter(std::string path, int64_t vocab_size, std::stri
                                    H5P_DEFAULT, H5P_DEFAULT),
                         op, "cannot write tokenizer to", s.tmp), H5Aclose);
   check_rc(H5Awrite(tattr.get(), stype.get(), name.data()), op, "cannot write", s.tmp);
+  s.file->check();
 }
 
 TokenFileWriter::~TokenFileWriter() = default;
@@ -208,6 +210,7 @@ void TokenFileWriter::append(std::span<const int32_t> tokens) {
   check_rc(H5Dwrite(s.dset.get(), H5T_NATIVE_INT32, mspace.get(), fspace.get(), H5P_DEFAULT,
                     tokens.data()),
            op, "cannot write tokens to", s.tmp);
+  s.file->check();  // a full disk stops here, not after the whole input
   s.size += static_cast<int64_t>(tokens.size());
 }
 
@@ -217,10 +220,9 @@ void TokenFileWriter::commit() {
   TN_CHECK(!s.committed, op, "'", s.path, "' was already committed");
   {
     h5::QuietErrors quiet;
-    check_rc(H5Fflush(s.file.get(), H5F_SCOPE_GLOBAL), op, "cannot flush", s.tmp);
-    const bool closed = s.dset.reset() && s.file.reset();
-    if (!closed) fail(op, str_cat("cannot close '", s.tmp, "': ", h5::error_stack()));
+    if (!s.dset.reset()) fail(op, str_cat("cannot close /tokens in '", s.tmp, "': ", h5::error_stack()));
   }
+  s.file->close();
   fsync_path(s.tmp, /*must=*/true, op);
   std::error_code ec;
   fs::rename(s.tmp, s.path, ec);

@@ -20,6 +20,12 @@ std::recursive_mutex& hdf5_mutex() {
   return mu;
 }
 
+bool Handle::reset() {
+  if (id_ < 0) return true;
+  QuietErrors quiet;
+  return closer_(std::exchange(id_, H5I_INVALID_HID)) >= 0;
+}
+
 std::string error_stack() {
   std::vector<std::string> messages;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect, &messages);

@@ -39,13 +39,10 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
 
   hid_t get() const { return id_; }
-  // Closes now; returns false when HDF5 reports a failure. Never throws.
-  bool reset() {
-    if (id_ < 0) return true;
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
-    const herr_t rc = closer_(std::exchange(id_, H5I_INVALID_HID));
-    return rc >= 0;
-  }
+  // Closes now; returns false when HDF5 reports a failure (its error stack is left for
+  // error_stack(), never printed: a destructor on an error path must not spill it). The
+  // identifier is released either way. Never throws.
+  bool reset();
 
  private:
   hid_t id_ = H5I_INVALID_HID;
