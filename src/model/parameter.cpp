@@ -7,14 +7,6 @@ namespace ternion::model {
 
 namespace {
 
-// The box of `t` (a global-shaped tensor) as a strided view.
-Tensor box_view(const Tensor& t, const Box& b) {
-  Tensor v = t;
-  for (size_t d = 0; d < b.shape.size(); ++d)
-    v = v.slice(static_cast<int>(d), b.offsets[d], b.offsets[d] + b.shape[d]);
-  return v;
-}
-
 bool overlap(const Box& a, const Box& b) {
   for (size_t d = 0; d < a.shape.size(); ++d)
     if (a.offsets[d] + a.shape[d] <= b.offsets[d] || b.offsets[d] + b.shape[d] <= a.offsets[d]) return false;
@@ -22,6 +14,13 @@ bool overlap(const Box& a, const Box& b) {
 }
 
 }  // namespace
+
+Tensor box_view(const Tensor& t, const Box& b) {
+  Tensor v = t;
+  for (size_t d = 0; d < b.shape.size(); ++d)
+    v = v.slice(static_cast<int>(d), b.offsets[d], b.offsets[d] + b.shape[d]);
+  return v;
+}
 
 std::string box_str(const Box& b) {
   std::string s = "[";

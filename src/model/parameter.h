@@ -29,6 +29,8 @@ struct Box {
 
 // "[0:4, 8:16]": the box as index ranges, for messages and `checkpoint inspect`.
 std::string box_str(const Box& b);
+// The box of `t` (a tensor of the global shape) as a strided view.
+Tensor box_view(const Tensor& t, const Box& b);
 
 struct Parameter {
   std::string name;     // nanoGPT state_dict name, e.g. "transformer.h.5.attn.c_attn.weight"

@@ -51,13 +51,6 @@ std::vector<Piece> parse(const std::string& text) {
   return out;
 }
 
-Tensor box_view(const Tensor& t, const model::Box& b) {
-  Tensor v = t;
-  for (size_t d = 0; d < b.shape.size(); ++d)
-    v = v.slice(static_cast<int>(d), b.offsets[d], b.offsets[d] + b.shape[d]);
-  return v;
-}
-
 }  // namespace
 
 std::vector<checkpoint::NamedTensor> gather_whole_weights(const model::Gpt& gpt, parallel::ParallelContext& ctx) {
@@ -121,7 +114,7 @@ std::vector<checkpoint::NamedTensor> gather_whole_weights(const model::Gpt& gpt,
       Tensor& full = out[it->second].tensor;
       TN_CHECK(full.shape() == p.global_shape, "export", "ranks disagree on the shape of ", p.name, ": ",
                shape_str(full.shape()), " and ", shape_str(p.global_shape));
-      Tensor dst = box_view(full, p.box);
+      Tensor dst = model::box_view(full, p.box);
       dst.copy_(flat.slice(0, at, at + p.box.numel()).view(p.box.shape));
       at += p.box.numel();
       covered[p.name] += p.box.numel();
