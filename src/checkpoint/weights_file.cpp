@@ -52,6 +52,10 @@ void write_weights_to(const std::string& tmp, const std::vector<NamedTensor>& te
 
 void write_weights(const std::string& path, const std::vector<NamedTensor>& tensors,
                    const std::map<std::string, int64_t>& attributes) {
+  std::error_code ec;
+  TN_CHECK(!std::filesystem::is_directory(path, ec), "write_weights", "cannot write weights to '", path,
+           "': it is a directory (name the file to write, e.g. '",
+           (std::filesystem::path(path) / "model.h5").lexically_normal().string(), "')");
   const std::filesystem::path tmp = io::tmp_path(path);
   if (auto dir = std::filesystem::path(path).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
   try {

@@ -21,7 +21,8 @@ struct NamedTensor {
 
 // Writes path.tmp, fsyncs it, renames it over path and fsyncs the directory (io::publish):
 // after a crash, path is the previous file or the complete new one. On failure (a full disk
-// included) path.tmp is removed and a previous file at path is intact.
+// included) path.tmp is removed and a previous file at path is intact. Throws before writing
+// anything when path is a directory.
 void write_weights(const std::string& path, const std::vector<NamedTensor>& tensors,
                    const std::map<std::string, int64_t>& attributes);
 

@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/paths.h"
 #include "train/config.h"
 
 namespace ternion::cli {
@@ -55,7 +56,10 @@ int inspect(const std::string& dir) {
 }
 
 int export_weights(const std::string& dir, const std::string& output) {
-  const checkpoint::Manifest m = checkpoint::read_manifest(resolve(dir));
+  const std::string input = resolve(dir);
+  // Before anything is written: the export must not overwrite the checkpoint it reads.
+  io::refuse_output_over_inputs(output, {input}, "checkpoint export");
+  const checkpoint::Manifest m = checkpoint::read_manifest(input);
   const train::Config config = train::parse_config(m.config_yaml, m.dir + "/manifest.yaml");
   // Every parameter, reassembled whole from whatever layout wrote it.
   std::map<std::string, Shape> shapes;

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
+#include "io/paths.h"
 
 namespace ternion::data {
 namespace {
@@ -31,6 +32,8 @@ PrepareStats prepare_text(const std::string& input_txt, const std::string& outpu
   TN_CHECK(chunk_bytes > 0, op, "chunk_bytes ", chunk_bytes, " must be > 0");
   TN_CHECK(output_train != output_val, op, "train and val outputs are the same file '",
            output_train, "'");
+  // Before anything is written: an output over the input would destroy the corpus.
+  for (const std::string& output : {output_train, output_val}) io::refuse_output_over_inputs(output, {input_txt}, op);
   std::error_code ec;
   TN_CHECK(std::filesystem::is_regular_file(input_txt, ec), op, "no such file '", input_txt, "'");
   std::unique_ptr<std::FILE, FileCloser> in(std::fopen(input_txt.c_str(), "rb"));

@@ -21,7 +21,9 @@ using ProgressCallback = std::function<void(int64_t bytes_done, int64_t bytes_to
 // (HDF5 token files, vocab_size 256, tokenizer "byte"; each written atomically).
 // REQUIRES: 0 <= val_fraction < 1, chunk_bytes > 0, distinct output paths.
 // Throws ternion::Error naming the file when the input is missing, unreadable or empty, or an
-// output cannot be written; no output file is left half-written.
+// output cannot be written (a full disk included); no output file is left half-written. An
+// output that is the input (or a link to it) is refused, naming both, before anything is
+// written.
 PrepareStats prepare_text(const std::string& input_txt, const std::string& output_train,
                           const std::string& output_val, double val_fraction,
                           const ProgressCallback& progress = {},

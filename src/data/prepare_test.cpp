@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "data/test_util.h"
@@ -90,6 +91,23 @@ TEST(Prepare, ErrorsNameTheFile) {
                {"same file"});
   expect_error([&] { prepare_text(input, dir.file("no_dir/t.h5"), dir.file("v.h5"), 0.5); },
                {"cannot create", "no_dir/t.h5.tmp"});
+}
+
+// An output that is the input (or a link to it) is refused before anything is written.
+TEST(Prepare, RefusesToOverwriteItsInput) {
+  TempDir dir;
+  const std::string input = dir.file("in.txt");
+  std::ofstream(input) << "hello";
+  expect_error([&] { prepare_text(input, input, dir.file("v.h5"), 0.1); },
+               {"refusing to write '" + input + "': it is the input '" + input + "'"});
+  expect_error([&] { prepare_text(input, dir.file("t.h5"), input, 0.1); }, {"refusing to write", input});
+  std::filesystem::create_symlink(input, dir.file("link.h5"));
+  expect_error([&] { prepare_text(input, dir.file("link.h5"), dir.file("v.h5"), 0.1); },
+               {"refusing to write '" + dir.file("link.h5") + "': it is the input '" + input + "'"});
+  std::ifstream in(input);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "hello");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.h5")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("v.h5")));
 }
 
 // A disk that fills while preparing: the error names the file and the reason, nothing is
