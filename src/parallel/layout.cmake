@@ -1,7 +1,9 @@
-# Topology, parallel context and data parallelism (built on comm.cmake's ternion_comm).
-add_library(ternion_parallel topology.cpp context.cpp data_parallel.cpp)
+# Topology, pipeline schedules, parallel context and data parallelism (built on comm.cmake's
+# ternion_comm).
+add_library(ternion_parallel topology.cpp pipeline_schedule.cpp context.cpp data_parallel.cpp)
 target_link_libraries(ternion_parallel PUBLIC ternion_comm ternion_core PRIVATE ternion_autograd ternion_warnings)
 ternion_test(topology_test SOURCES topology_test.cpp LIBS ternion_parallel TIMEOUT 120)
+ternion_test(pipeline_schedule_test SOURCES pipeline_schedule_test.cpp LIBS ternion_parallel TIMEOUT 120)
 if(TERNION_BUILD_TESTS)
   add_executable(data_parallel_test data_parallel_test.cpp)
   target_link_libraries(data_parallel_test PRIVATE ternion_parallel ternion_autograd ternion_mpi_test_main ternion_warnings)
