@@ -246,6 +246,34 @@ TEST(PipelineSchedule, OneBlockingCallPerActionDeadlocks) {
   EXPECT_FALSE(simulate(Schedule::kOneFOneB, 2, 3, 1).deadlock);
 }
 
+// The same computes with each receive right before its consumer and each send right after its
+// producer (the placement of Megatron-LM's non-interleaved 1F1B): fine for 1f1b, but the
+// interleaved schedule deadlocks, hence the timeline placement.
+std::vector<std::vector<Action>> receive_just_in_time(const Shape& sh) {
+  std::vector<std::vector<Action>> lists(sh.p);
+  for (int s = 0; s < sh.p; ++s)
+    for (const Action& a : pipeline_schedule(sh.kind, sh.p, sh.m, sh.v, s)) {
+      if (is_communication(a.kind)) continue;
+      const int k = a.chunk * sh.p + s, last = sh.p * sh.v - 1;
+      const int next = (s + 1) % sh.p, prev = (s + sh.p - 1) % sh.p;
+      const bool f = a.kind == AK::kForward;
+      const Action recv{f ? AK::kRecvActivation : AK::kRecvGrad, a.micro_batch, a.chunk, f ? prev : next};
+      const Action send{f ? AK::kSendActivation : AK::kSendGrad, a.micro_batch, a.chunk, f ? next : prev};
+      if (f ? k > 0 : k < last) lists[s].push_back(recv);
+      lists[s].push_back(a);
+      if (f ? k < last : k > 0) lists[s].push_back(send);
+    }
+  return lists;
+}
+
+TEST(PipelineSchedule, ReceivingJustInTimeDeadlocksTheInterleavedSchedule) {
+  EXPECT_FALSE(simulate_plans(receive_just_in_time({Schedule::kOneFOneB, 4, 8, 1})).deadlock);
+  const SimResult r = simulate_plans(receive_just_in_time({Schedule::kInterleaved, 2, 4, 2}));
+  EXPECT_TRUE(r.deadlock);
+  EXPECT_EQ(r.blocked, "stage 0 waits in {send-grad(mb 0, chunk 1) to 1}; stage 1 waits in "
+                       "{send-grad(mb 1, chunk 1) to 0, recv-act(mb 2, chunk 0) from 0}");
+}
+
 TEST(PipelineSchedule, SimulatorCatchesBadLists) {
   const Action f0{AK::kForward, 0, 0, -1}, b0{AK::kBackward, 0, 0, -1}, f1{AK::kForward, 1, 0, -1};
   // Stage 0 sends its activation only after the backward that needs stage 1's gradient.
