@@ -218,10 +218,8 @@ void TokenFileWriter::commit() {
   constexpr std::string_view op = "TokenFileWriter::commit";
   Impl& s = *impl_;
   TN_CHECK(!s.committed, op, "'", s.path, "' was already committed");
-  {
-    h5::QuietErrors quiet;
-    if (!s.dset.reset()) fail(op, str_cat("cannot close /tokens in '", s.tmp, "': ", h5::error_stack()));
-  }
+  std::string why;
+  if (!s.dset.reset(&why)) fail(op, str_cat("cannot close /tokens in '", s.tmp, "': ", why));
   s.file->close();
   fsync_path(s.tmp, /*must=*/true, op);
   std::error_code ec;

@@ -20,10 +20,12 @@ std::recursive_mutex& hdf5_mutex() {
   return mu;
 }
 
-bool Handle::reset() {
+bool Handle::reset(std::string* why) {
   if (id_ < 0) return true;
   QuietErrors quiet;
-  return closer_(std::exchange(id_, H5I_INVALID_HID)) >= 0;
+  if (closer_(std::exchange(id_, H5I_INVALID_HID)) >= 0) return true;
+  if (why != nullptr) *why = error_stack();  // now: restoring the handler clears the stack
+  return false;
 }
 
 std::string error_stack() {

@@ -39,10 +39,10 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
 
   hid_t get() const { return id_; }
-  // Closes now; returns false when HDF5 reports a failure (its error stack is left for
-  // error_stack(), never printed: a destructor on an error path must not spill it). The
-  // identifier is released either way. Never throws.
-  bool reset();
+  // Closes now; returns false when HDF5 reports a failure, with HDF5's reason in `*why`
+  // when given (never printed: a destructor on an error path must not spill HDF5's error
+  // stack). Never throws.
+  bool reset(std::string* why = nullptr);
 
  private:
   hid_t id_ = H5I_INVALID_HID;

@@ -292,13 +292,8 @@ void OutputFile::check() const {
 }
 
 void OutputFile::close() {
-  bool closed = true;
   std::string why;
-  {
-    QuietErrors quiet;
-    closed = file_.reset();
-    if (!closed) why = error_stack();
-  }
+  const bool closed = file_.reset(&why);
   check();
   TN_CHECK(closed, op_, "cannot close '", path_, "': ", why);
 }

@@ -39,6 +39,20 @@ TEST(H5, HandleClosesOnceAndMoves) {
   EXPECT_TRUE(b.reset());  // closing an empty handle is a no-op
 }
 
+// A failing close prints nothing (it may run in a destructor on an error path) and leaves
+// HDF5's reason for the caller that reports it.
+TEST(H5, FailedResetIsSilentAndKeepsTheReason) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle wrong(space.get(), H5Fclose);  // not a file: H5Fclose fails
+  std::string why;
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(wrong.reset(&why));
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(printed, "");
+  EXPECT_NE(why, "");
+  EXPECT_NE(why, "HDF5 call failed");
+}
+
 TEST(H5, QuietErrorsRestoresThePreviousHandler) {
   H5E_auto2_t before = nullptr;
   void* data = nullptr;
