@@ -76,6 +76,7 @@ struct ParallelConfig {
   int pp = 1;
   std::string order = "tp-dp-pp";  // rank layout, innermost dimension first
   double bucket_mb = 25.0;         // gradient all-reduce bucket size, MiB
+  std::string pp_schedule = "1f1b";  // "gpipe" | "1f1b"
   bool operator==(const ParallelConfig&) const = default;
 };
 

@@ -289,6 +289,11 @@ const std::vector<Key>& keys() {
              "Layout of the parallel dimensions over ranks, innermost (adjacent ranks) first.",
              parallel_order()),
       TN_KEY(parallel, bucket_mb, "Size of a gradient all-reduce bucket, MiB.", positive()),
+      TN_KEY(parallel, pp_schedule,
+             "Pipeline schedule when parallel.pp > 1: gpipe (every forward, then every backward: a stage "
+             "holds the activations of all m micro-batches of its step) or 1f1b (one forward, one backward "
+             "in the steady state: stage s holds at most pp - s). Both idle (pp-1)/(m+pp-1) of a step.",
+             one_of({"gpipe", "1f1b"})),
 
       TN_KEY(checkpoint, interval,
              "Steps between checkpoints: one after each step whose console number is a multiple of it, and "

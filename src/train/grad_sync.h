@@ -5,7 +5,9 @@
 //   sync.finish()
 //
 // Today: the data-parallel average over ctx.dp in buckets started during the last
-// backward (parallel::GradReducer). ZeRO's reduce-scatter and PowerSGD plug in here.
+// backward (parallel::GradReducer), then the tied embedding's gradient summed over the
+// embedding group (first and last pipeline stage). ZeRO's reduce-scatter and PowerSGD
+// plug in here.
 #pragma once
 
 #include <memory>

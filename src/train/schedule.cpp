@@ -39,10 +39,11 @@ double SequentialSchedule::run(const StepWork& w, GradSync& sync) {
   return loss_sum / static_cast<double>(w.micro_batches);
 }
 
-double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches, const StepWork& w,
-                parallel::Communicator& dp) {
+double SequentialSchedule::evaluate(data::BatchSampler& val, int64_t batches, const StepWork& w,
+                                    parallel::Communicator& dp) {
   autograd::NoGrad no_grad;
-  BatchBuffer buf(w.micro_batch_size, gpt.config().block_size, gpt.config().device);
+  const model::Gpt& gpt = gpt_;
+  BatchBuffer& buf = buf_;
   double total = 0;
   for (int64_t b = 0; b < batches; ++b) {
     for (int64_t micro = 0; micro < w.micro_batches; ++micro) {

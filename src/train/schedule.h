@@ -9,6 +9,8 @@
 
 #include "data/sampler.h"
 #include "model/gpt.h"
+#include "parallel/context.h"
+#include "train/config.h"
 #include "train/grad_sync.h"
 
 namespace ternion::train {
@@ -38,8 +40,15 @@ class Schedule {
  public:
   virtual ~Schedule() = default;
   // Forward and backward of every micro-batch; gradients accumulate into .grad and are
-  // synchronised by `sync`. Returns this rank's mean loss over its micro-batches.
+  // synchronised by `sync`. Returns the mean loss over this dp rank's micro-batches
+  // (the same on every stage of a pipeline).
   virtual double run(const StepWork& work, GradSync& sync) = 0;
+  // Mean validation loss over global batches 0..batches-1 of `val` (a sampler of the
+  // training's global batch size, not shuffled), each split over the dp ranks and into
+  // micro-batches as `work` splits a training batch, so the figure does not depend on the
+  // layout. No dropout, no graph. Collective over `dp` (and the pipeline).
+  virtual double evaluate(data::BatchSampler& val, int64_t batches, const StepWork& work,
+                          parallel::Communicator& dp) = 0;
 };
 
 // Micro-batch i covers global samples [first_sample + i·B, +B): forward, then backward.
@@ -48,6 +57,8 @@ class SequentialSchedule final : public Schedule {
   // REQUIRES: gpt holds the whole model. The sampler and model outlive the schedule.
   SequentialSchedule(const model::Gpt& gpt, data::BatchSampler& sampler, int64_t micro_batch_size);
   double run(const StepWork& work, GradSync& sync) override;
+  double evaluate(data::BatchSampler& val, int64_t batches, const StepWork& work,
+                  parallel::Communicator& dp) override;
 
  private:
   const model::Gpt& gpt_;
@@ -55,12 +66,9 @@ class SequentialSchedule final : public Schedule {
   BatchBuffer buf_;
 };
 
-// Mean validation loss over global batches 0..batches-1 of `val` (a sampler of the
-// training's global batch size, not shuffled), each split over the dp ranks and into
-// micro-batches as `work` splits a training batch, so the figure does not depend on the
-// layout. No dropout, no graph. Collective over `dp`.
-// REQUIRES: gpt holds the whole model (a pipeline evaluates through its stages).
-double evaluate(const model::Gpt& gpt, data::BatchSampler& val, int64_t batches, const StepWork& work,
-                parallel::Communicator& dp);
+// The schedule `config` asks for on this rank: SequentialSchedule when it holds the whole
+// model (parallel.pp = 1), PipelineSchedule (pipeline.h) with parallel.pp_schedule otherwise.
+std::unique_ptr<Schedule> make_schedule(const Config& config, parallel::ParallelContext& ctx, const model::Gpt& gpt,
+                                        data::BatchSampler& sampler);
 
 }  // namespace ternion::train

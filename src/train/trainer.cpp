@@ -113,8 +113,8 @@ parallel::Layout resolve_layout(const Config& config, int world_size) {
        str_cat("train.global_batch_size = ", config.train.global_batch_size,
                " is not divisible by train.micro_batch_size * dp = ", config.train.micro_batch_size, " * ", l.dp,
                " = ", config.train.micro_batch_size * l.dp));
-  rule(l.tp == 1, str_cat("parallel.tp = ", l.tp, ": this build trains data-parallel only (tp must be 1)"));
-  rule(l.pp == 1, str_cat("parallel.pp = ", l.pp, ": this build trains data-parallel only (pp must be 1)"));
+  rule(l.tp == 1, str_cat("parallel.tp = ", l.tp, ": tensor parallelism is not available yet (tp must be 1)"));
+
   TN_CHECK(errors.empty(), "parallel", "layout ", l.str(), " does not fit this config:", errors);
   return l;
 }
@@ -196,7 +196,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
            "train", "--stop-at-step ", options.stop_at_step, " is outside (", start_step, ", ", tc.steps,
            "]: the run starts after step ", start_step, " and ends at train.steps = ", tc.steps);
   std::unique_ptr<GradSync> sync = make_grad_sync(config, ctx, *gpt);
-  SequentialSchedule schedule(*gpt, sampler, tc.micro_batch_size);
+  const std::unique_ptr<Schedule> schedule = make_schedule(config, ctx, *gpt, sampler);
 
   const std::filesystem::path metrics_path = std::filesystem::path(config.run.dir) / "metrics.jsonl";
   std::ofstream metrics;
@@ -239,7 +239,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     for (auto& p : gpt->parameters()) autograd::zero_grad(p.tensor);
     work.step = step;
     work.loss_scale = update.loss_scale();
-    m.loss = ctx.dp->all_reduce_scalar(schedule.run(work, *sync), parallel::ReduceOp::kAvg);
+    m.loss = ctx.dp->all_reduce_scalar(schedule->run(work, *sync), parallel::ReduceOp::kAvg);
     m.comm_ms = sync->wait_ms();
     const UpdateResult u = update.apply(m.lr);
     // Every rank sees the same global norm, so every rank stops here alike.
@@ -274,7 +274,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     activations_peak = std::max(activations_peak, autograd::saved_stats().peak);
     const bool last = step + 1 == tc.steps;
     if (val_sampler && ((tc.eval_interval > 0 && (step + 1) % tc.eval_interval == 0) || last)) {
-      m.val_loss = evaluate(*gpt, *val_sampler, tc.eval_batches, work, *ctx.dp);
+      m.val_loss = schedule->evaluate(*val_sampler, tc.eval_batches, work, *ctx.dp);
       summary.final_val_loss = m.val_loss;
     }
     TN_CHECK(std::isfinite(m.loss), "train", "loss is ", m.loss, " at step ", step + 1,
@@ -318,6 +318,10 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     }
   }
 
+  for (const auto& p : gpt->parameters()) {
+    const Tensor host = p.tensor.to(Device::cpu()).contiguous();
+    summary.param_hashes[p.name] = XXH64(host.raw_data(), host.nbytes(), 0);
+  }
   // memory.json: every rank's entry, gathered and written by rank 0.
   summary.memory = memory_entry(*gpt, update, ctx, static_cast<int64_t>(activations_peak),
                                 static_cast<int64_t>(std::max(run_peak, allocator.stats().peak_allocated)));

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct TrainSummary {
   double final_val_loss = -1;
   std::string weights_path;  // the final weights, in the init_from format
   MemoryEntry memory;        // this rank's memory.json entry
+  // XXH64 of each parameter tensor this rank holds at the end (f32 bytes), by name: two
+  // ranks holding the same part (dp replicas, the tied embedding's copies) compare equal.
+  std::map<std::string, uint64_t> param_hashes;
 };
 
 // Resolves parallel.* against the world size and checks what the layout demands of the
