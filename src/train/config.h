@@ -77,6 +77,7 @@ struct ParallelConfig {
   std::string order = "tp-dp-pp";  // rank layout, innermost dimension first
   double bucket_mb = 25.0;         // gradient all-reduce bucket size, MiB
   std::string pp_schedule = "1f1b";  // "gpipe" | "1f1b"
+  std::vector<int> pp_layers;        // layers per stage; empty = n_layer / pp each
   bool operator==(const ParallelConfig&) const = default;
 };
 

@@ -124,6 +124,31 @@ Codec<int> auto_int_codec() {
   return c;
 }
 
+// A flow list of ints, "[3, 5, 4]"; null or [] is the empty list.
+Codec<std::vector<int>> int_list_codec() {
+  return {"list of int",
+          [item = int_codec<int>("int")](const YAML::Node& n, std::vector<int>& out) {
+            if (n.IsNull()) {
+              out.clear();
+              return true;
+            }
+            if (!n.IsSequence()) return false;
+            std::vector<int> v;
+            for (const auto& e : n) {
+              int x = 0;
+              if (!item.decode(e, x)) return false;
+              v.push_back(x);
+            }
+            out = std::move(v);
+            return true;
+          },
+          [](const std::vector<int>& v) {
+            std::string s = "[";
+            for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+            return s + "]";
+          }};
+}
+
 template <typename T>
 Codec<T> default_codec() {
   if constexpr (std::is_same_v<T, int>) return int_codec<int>("int");
@@ -159,6 +184,13 @@ auto positive() { return AnyRule{"> 0", [](const auto& v) { return v > 0; }}; }
 auto non_negative() { return AnyRule{">= 0", [](const auto& v) { return v >= 0; }}; }
 auto unit_interval() { return AnyRule{"in [0, 1)", [](double v) { return v >= 0 && v < 1; }}; }
 auto non_empty() { return AnyRule{"non-empty", [](const std::string& s) { return !s.empty(); }}; }
+auto all_positive() {
+  return AnyRule{"a list of ints > 0", [](const std::vector<int>& v) {
+                   for (int x : v)
+                     if (x <= 0) return false;
+                   return true;
+                 }};
+}
 
 auto one_of(std::vector<std::string> choices) {
   return AnyRule{"one of " + join(choices, ", "), [choices](const std::string& s) {
@@ -294,6 +326,10 @@ const std::vector<Key>& keys() {
              "holds the activations of all m micro-batches of its step) or 1f1b (one forward, one backward "
              "in the steady state: stage s holds at most pp - s). Both idle (pp-1)/(m+pp-1) of a step.",
              one_of({"gpipe", "1f1b"})),
+      TN_KEY(parallel, pp_layers,
+             "Layers of each pipeline stage, first to last, e.g. [3, 5, 4]; empty = model.n_layer / "
+             "parallel.pp each. The first stage also holds the embeddings, the last ln_f and the head.",
+             all_positive(), int_list_codec()),
 
       TN_KEY(checkpoint, interval,
              "Steps between checkpoints: one after each step whose console number is a multiple of it, and "
@@ -357,6 +393,14 @@ const std::vector<CrossRule>& cross_rules() {
        [](const Config& c) { return c.train.global_batch_size % c.train.micro_batch_size == 0; }},
       {"optim.min_lr must be <= optim.lr", {"optim.min_lr", "optim.lr"},
        [](const Config& c) { return c.optim.min_lr <= c.optim.lr; }},
+      {"parallel.pp_layers, when given, must list parallel.pp stages whose layers sum to model.n_layer",
+       {"parallel.pp_layers", "parallel.pp", "model.n_layer"},
+       [](const Config& c) {
+         if (c.parallel.pp_layers.empty()) return true;
+         int sum = 0;
+         for (int x : c.parallel.pp_layers) sum += x;
+         return static_cast<int>(c.parallel.pp_layers.size()) == c.parallel.pp && sum == c.model.n_layer;
+       }},
   };
   return rules;
 }

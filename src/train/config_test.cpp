@@ -219,6 +219,14 @@ TEST(Config, CrossKeyRules) {
                         "train.micro_batch_size = 8)"));
   EXPECT_THAT(parse_error("optim:\n  lr: 1e-5\n"),
               HasSubstr("optim.min_lr must be <= optim.lr (optim.min_lr = 6e-5, optim.lr = 1e-5)"));
+  // Pipeline stage sizes: one per stage, summing to the layers.
+  EXPECT_THAT(parse_error("parallel:\n  pp: 2\n  pp_layers: [3, 4]\n"),
+              HasSubstr("parallel.pp_layers, when given, must list parallel.pp stages whose layers sum to "
+                        "model.n_layer (parallel.pp_layers = [3, 4], parallel.pp = 2, model.n_layer = 6)"));
+  EXPECT_THAT(parse_error("parallel:\n  pp_layers: [3, 0]\n"), HasSubstr("parallel.pp_layers"));
+  EXPECT_THAT(parse_error("parallel:\n  pp_layers: [a]\n"), HasSubstr("parallel.pp_layers"));
+  EXPECT_EQ(parse_config("parallel:\n  pp: 2\n  pp_layers: [2, 4]\n", "x.yaml").parallel.pp_layers,
+            (std::vector<int>{2, 4}));
 }
 
 TEST(Config, ValidateNamesKeyValueAndRule) {
@@ -371,6 +379,8 @@ TEST(Config, ToYamlRoundTrips) {
   c.run.dir = "a: \"quoted\" \\ # not a comment\n\ttab \x01 ünïcode";
   c.model.init_from = "~";
   c.data.val = "auto";
+  c.parallel.pp = 3;
+  c.parallel.pp_layers = {1, c.model.n_layer - 2, 1};
   ASSERT_NO_THROW(validate(c));
   std::string yaml = to_yaml(c);
   EXPECT_EQ(parse_config(yaml, "resolved.yaml"), c) << yaml;
@@ -438,7 +448,7 @@ TEST(Config, EveryKeyIsWrittenAndDocumented) {
     YAML::Node node = yaml;
     std::stringstream path(key.name);
     for (std::string part; std::getline(path, part, '.');) node.reset(node[part]);
-    EXPECT_TRUE(node.IsScalar()) << key.name << " missing from to_yaml()";
+    EXPECT_TRUE(node.IsScalar() || node.IsSequence()) << key.name << " missing from to_yaml()";
   }
   for (const schema::CrossRule& rule : schema::cross_rules())
     for (const std::string& key : rule.keys) EXPECT_NE(schema::find_key(key), nullptr) << key;

@@ -4,13 +4,20 @@
 
 namespace ternion::train {
 
-model::GptShard shard_for(const ModelConfig& model, const parallel::Layout& l, const parallel::Coord& c) {
-  TN_CHECK(model.n_layer % l.pp == 0, "parallel", "model.n_layer = ", model.n_layer,
-           " is not divisible by parallel.pp = ", l.pp);
-  const int64_t per_stage = model.n_layer / l.pp;
+model::GptShard shard_for(const ModelConfig& model, const parallel::Layout& l, const parallel::Coord& c,
+                          const std::vector<int>& pp_layers) {
   model::GptShard s;
-  s.first_layer = c.pp * per_stage;
-  s.num_layers = per_stage;
+  if (pp_layers.empty()) {
+    TN_CHECK(model.n_layer % l.pp == 0, "parallel", "model.n_layer = ", model.n_layer,
+             " is not divisible by parallel.pp = ", l.pp, " (or give parallel.pp_layers)");
+    s.num_layers = model.n_layer / l.pp;
+    s.first_layer = c.pp * s.num_layers;
+  } else {
+    TN_CHECK(static_cast<int>(pp_layers.size()) == l.pp, "parallel", "parallel.pp_layers lists ", pp_layers.size(),
+             " stages but parallel.pp = ", l.pp);
+    for (int i = 0; i < c.pp; ++i) s.first_layer += pp_layers[i];
+    s.num_layers = pp_layers[c.pp];
+  }
   s.embeddings = c.pp == 0;
   s.head = c.pp == l.pp - 1;
   s.tp_rank = c.tp;
@@ -33,7 +40,7 @@ model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
 
 std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute) {
   auto gpt = std::make_unique<model::Gpt>(gpt_config(config, ctx.device, compute),
-                                          shard_for(config.model, ctx.layout, ctx.coord));
+                                          shard_for(config.model, ctx.layout, ctx.coord, config.parallel.pp_layers));
   if (config.model.init_from.empty()) {
     gpt->init(static_cast<uint64_t>(config.run.seed));
     return gpt;

@@ -38,7 +38,12 @@ TEST(ModelShard, StagesSplitTheLayersEvenly) {
   l.pp = 4;
   for (int s = 0; s < 4; ++s) EXPECT_EQ(shard_for(m, l, {.pp = s}).first_layer, s);
   l.pp = 3;
-  EXPECT_THROW(shard_for(m, l, {}), Error);  // 4 layers over 3 stages
+  EXPECT_THROW(shard_for(m, l, {}), Error);  // 4 layers over 3 stages ...
+  const std::vector<int> sizes = {1, 2, 1};  // ... unless the stages are given
+  EXPECT_EQ(shard_for(m, l, {.pp = 1}, sizes).first_layer, 1);
+  EXPECT_EQ(shard_for(m, l, {.pp = 1}, sizes).num_layers, 2);
+  EXPECT_EQ(shard_for(m, l, {.pp = 2}, sizes).first_layer, 3);
+  EXPECT_TRUE(shard_for(m, l, {.pp = 2}, sizes).head);
 }
 
 // init_from into a shard holds exactly that shard's boxes of the file's whole tensors,

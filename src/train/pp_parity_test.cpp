@@ -89,11 +89,13 @@ void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t
   }
 }
 
-void check_pipeline(const std::string& schedule) {
+void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}) {
   parallel::Runtime& rt = parallel::testing::runtime();
-  Config c = base_config("pp_" + schedule, 2);
+  const std::string name = "pp_" + schedule + (pp_layers.empty() ? "" : "_uneven");
+  Config c = base_config(name, 2);
   c.parallel.pp = 2;
   c.parallel.pp_schedule = schedule;
+  c.parallel.pp_layers = pp_layers;
   auto ctx = parallel::ParallelContext::create(rt, resolve_layout(c, rt.size()));
   SCOPED_TRACE(schedule + " " + ctx->layout.str());
   std::ostringstream log;
@@ -119,13 +121,13 @@ void check_pipeline(const std::string& schedule) {
   EXPECT_NE(log.str().find("pp=2"), std::string::npos) << log.str();
   // Stage 0 holds every micro-batch's activations under GPipe, at most pp of them under
   // 1F1B: fewer when there are more micro-batches than stages.
-  g_stage0_activations[schedule] = got.memory.activations_peak;
-  if (schedule == "1f1b" && g_stage0_activations.count("gpipe") && micro_batches > 2) {
+  if (pp_layers.empty()) g_stage0_activations[schedule] = got.memory.activations_peak;
+  if (pp_layers.empty() && schedule == "1f1b" && g_stage0_activations.count("gpipe") && micro_batches > 2) {
     EXPECT_LT(got.memory.activations_peak, g_stage0_activations["gpipe"]);
   }
   const testing::Json mem = testing::Json::parse_file((fs::path(c.run.dir) / "memory.json").string());
   ASSERT_EQ(mem["ranks"].array.size(), static_cast<size_t>(rt.size()));
-  Config one = base_config("pp_" + schedule + "_ref", 8);
+  Config one = base_config(name + "_ref", 8);
   std::ostringstream ref_log;
   const TrainSummary ref = train(one, ref_log);
   expect_same_losses(ref, got);
@@ -139,7 +141,7 @@ void check_pipeline(const std::string& schedule) {
 
   // The pipeline's checkpoint at step 6 resumes in one process and stays on the curve.
   Config again = one;
-  again.run.dir = (fs::path(g_dir) / ("pp_" + schedule + "_resumed")).string();
+  again.run.dir = (fs::path(g_dir) / (name + "_resumed")).string();
   TrainOptions o;
   o.resume = (fs::path(c.run.dir) / "checkpoints" / "step_00000006").string();
   std::ostringstream resume_log;
@@ -148,6 +150,8 @@ void check_pipeline(const std::string& schedule) {
 
 TEST(PipelineParallel, GpipeMatchesOneProcess) { check_pipeline("gpipe"); }
 TEST(PipelineParallel, OneFOneBMatchesOneProcess) { check_pipeline("1f1b"); }
+// parallel.pp_layers: one layer on the first stage (with the embeddings), three on the last.
+TEST(PipelineParallel, UnevenStagesMatchOneProcess) { check_pipeline("1f1b", {1, 3}); }
 
 }  // namespace
 }  // namespace ternion::train

@@ -107,8 +107,9 @@ parallel::Layout resolve_layout(const Config& config, int world_size) {
   };
   rule(config.model.n_head % l.tp == 0, str_cat("model.n_head = ", config.model.n_head,
                                                 " is not divisible by parallel.tp = ", l.tp));
-  rule(config.model.n_layer % l.pp == 0, str_cat("model.n_layer = ", config.model.n_layer,
-                                                 " is not divisible by parallel.pp = ", l.pp));
+  rule(!config.parallel.pp_layers.empty() || config.model.n_layer % l.pp == 0,
+       str_cat("model.n_layer = ", config.model.n_layer, " is not divisible by parallel.pp = ", l.pp,
+               " (or give each stage's layers in parallel.pp_layers)"));
   rule(config.train.global_batch_size % (config.train.micro_batch_size * l.dp) == 0,
        str_cat("train.global_batch_size = ", config.train.global_batch_size,
                " is not divisible by train.micro_batch_size * dp = ", config.train.micro_batch_size, " * ", l.dp,
