@@ -1,4 +1,5 @@
 // The ternion command: one binary, one subcommand per job. Only main() exits.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -62,6 +63,9 @@ bool help_before_options(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write past the file size limit (ulimit -f) fails with EFBIG, reported like a full
+  // disk, instead of killing the process with SIGXFSZ mid-save.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return 2;

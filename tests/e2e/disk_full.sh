@@ -75,5 +75,12 @@ expect_clean_failure "prepare" $? "$WORK/prepare.err" "cannot write '[^']*full.h
 leftovers=$(find "$WORK" -maxdepth 1 -name 'full*.tmp')
 [ -z "$leftovers" ] || fail "prepare: temporary files left: $leftovers"
 
+# 5. The same limit without the shell ignoring SIGXFSZ: ternion ignores it itself, so the
+#    write fails with EFBIG and is reported, instead of the signal killing the process.
+(ulimit -f $((train_kib / 2)); exec "$TERNION" prepare --input "$WORK/corpus.txt" --output "$WORK/full2.h5" \
+  --val-fraction 0.05) > "$WORK/prepare2.txt" 2> "$WORK/prepare2.err"
+expect_clean_failure "prepare without the shell's trap" $? "$WORK/prepare2.err" \
+  "cannot write '[^']*full2.h5.tmp' at byte [0-9]+: File too large"
+
 [ "$failures" -eq 0 ] || exit 1
 echo "disk full: ok"
