@@ -39,6 +39,7 @@ std::string metrics_json(const StepMetrics& m) {
   if (m.loss_scale > 0)
     out << ", \"loss_scale\": " << num(m.loss_scale) << ", \"skipped\": " << (m.skipped ? "true" : "false")
         << ", \"skipped_steps\": " << m.skipped_steps;
+  if (m.pp_idle >= 0) out << ", \"pp_idle\": " << num(m.pp_idle);
   if (m.val_loss >= 0 || std::isnan(m.val_loss)) out << ", \"val_loss\": " << num(m.val_loss);
   if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << num(m.ckpt_block_ms);
   if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << num(m.ckpt_total_ms);

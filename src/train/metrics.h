@@ -41,6 +41,9 @@ struct StepMetrics {
   CommBytes comm_bytes;   // this rank's bytes sent during the step, per axis
   size_t mem_bytes = 0;   // tensor bytes allocated at the end of the step
   size_t mem_peak = 0;    // the allocator's peak allocated bytes during the step
+  // Pipeline stages only (< 0 otherwise): the share of the step's forward-backward
+  // schedule this rank spent outside compute, i.e. its measured bubble.
+  double pp_idle = -1;
 };
 
 // Counts each axis's bytes from one step boundary to the next.

@@ -1,6 +1,7 @@
 #include "train/pipeline.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
@@ -59,7 +60,14 @@ void PipelineSchedule::backward(const StepWork& w, int, InFlight& f, bool last_b
   f.grad_in = Tensor();
 }
 
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
+
 double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
+  const auto t0 = Clock::now();
+  compute_s_ = 0;
   const int p = pp_.size(), s = pp_.rank(), m = static_cast<int>(w.micro_batches);
   const std::vector<Action> actions = parallel::pipeline_schedule(kind_, p, m, 1, s);
   int last_backward = -1;
@@ -101,14 +109,22 @@ double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
       case ActionKind::kForward:
         flush();
         if (f.input.defined()) autograd::set_requires_grad(f.input);
-        forward(w, a.micro_batch, f, loss_sum);
+        {
+          const auto c0 = Clock::now();
+          forward(w, a.micro_batch, f, loss_sum);
+          compute_s_ += seconds_since(c0);
+        }
         peak_held_ = std::max(peak_held_, static_cast<int>(std::count_if(
                                               flight.begin(), flight.end(),
                                               [](const auto& e) { return e.second.output.defined(); })));
         break;
       case ActionKind::kBackward:
         flush();
-        backward(w, a.micro_batch, f, static_cast<int>(i) == last_backward, sync);
+        {
+          const auto c0 = Clock::now();
+          backward(w, a.micro_batch, f, static_cast<int>(i) == last_backward, sync);
+          compute_s_ += seconds_since(c0);
+        }
         break;
     }
     // A micro-batch is done on this stage after its backward (first stage) or once its
@@ -116,6 +132,7 @@ double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
     if (a.kind == ActionKind::kSendGrad || (a.kind == ActionKind::kBackward && s == 0)) flight.erase(a.micro_batch);
   }
   flush();
+  idle_fraction_ = 1.0 - compute_s_ / std::max(seconds_since(t0), 1e-9);
   sync.finish();
   // The loss lives on the last stage; every stage reports it.
   const double mine = gpt_.shard().head ? loss_sum / static_cast<double>(m) : 0.0;

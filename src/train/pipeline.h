@@ -32,6 +32,7 @@ class PipelineSchedule final : public Schedule {
 
   // The most micro-batches whose activations this stage held at once in the last step.
   int peak_held() const { return peak_held_; }
+  double idle_fraction() const override { return idle_fraction_; }
 
  private:
   struct InFlight {
@@ -53,6 +54,8 @@ class PipelineSchedule final : public Schedule {
   parallel::Communicator& pp_;
   BatchBuffer buf_;
   int peak_held_ = 0;
+  double compute_s_ = 0;       // forward and backward time in the current run()
+  double idle_fraction_ = 0;
 };
 
 }  // namespace ternion::train

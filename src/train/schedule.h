@@ -49,6 +49,10 @@ class Schedule {
   // layout. No dropout, no graph. Collective over `dp` (and the pipeline).
   virtual double evaluate(data::BatchSampler& val, int64_t batches, const StepWork& work,
                           parallel::Communicator& dp) = 0;
+  // The share of the last run() this rank spent outside forward and backward compute
+  // (waiting on its pipeline neighbours, communicating): the measured pipeline bubble.
+  // 0 without a pipeline.
+  virtual double idle_fraction() const { return 0; }
 };
 
 // Micro-batch i covers global samples [first_sample + i·B, +B): forward, then backward.

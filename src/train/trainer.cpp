@@ -242,6 +242,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     work.loss_scale = update.loss_scale();
     m.loss = ctx.dp->all_reduce_scalar(schedule->run(work, *sync), parallel::ReduceOp::kAvg);
     m.comm_ms = sync->wait_ms();
+    if (layout.pp > 1) m.pp_idle = schedule->idle_fraction();
     const UpdateResult u = update.apply(m.lr);
     // Every rank sees the same global norm, so every rank stops here alike.
     TN_CHECK(!u.nonfinite, "train", "the gradient norm is ", u.grad_norm, " at step ", step + 1,
