@@ -55,6 +55,10 @@ struct NoGrad : GradModeGuard {
 // During backward the engine re-runs fn with recording on and back-propagates through
 // the recomputed graph (into the inputs and into any parameters fn uses). fn must be
 // deterministic (dropout through the counter-based RNG is) so recomputation is exact.
+// Tensors fn reads that are not among `inputs` (parameters, or activations from outside
+// the region) get their gradients through the checkpoint's node as inputs do: a leaf's
+// gradient is accumulated and its grad-ready hooks fire once per backward, after every
+// use of it inside and outside the region has contributed.
 using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs);
 

@@ -14,6 +14,7 @@ namespace ternion::autograd {
 namespace {
 
 thread_local bool g_grad_enabled = true;
+thread_local std::vector<Tensor>* g_used = nullptr;  // UsedTensorsScope
 std::atomic<uint64_t> g_next_sequence_nr{0};
 
 AutogradMeta* meta(const Tensor& t) { return t.defined() ? t.impl_ptr()->autograd.get() : nullptr; }
@@ -54,7 +55,12 @@ const Tensor& Node::saved(size_t slot) const {
 }
 
 bool needs_grad(const std::vector<Tensor>& inputs) {
-  if (!g_grad_enabled) return false;
+  if (!g_grad_enabled) {
+    if (g_used)
+      for (const Tensor& t : inputs)
+        if (AutogradMeta* m = meta(t); m && m->requires_grad) g_used->push_back(t);
+    return false;
+  }
   for (const Tensor& t : inputs)
     if (AutogradMeta* m = meta(t); m && m->requires_grad) return true;
   return false;
@@ -76,6 +82,11 @@ void NodeBuilder::connect(const std::shared_ptr<Node>& node, const std::vector<T
     m.output_nr = static_cast<int>(i);
   }
 }
+
+Edge gradient_edge(const Tensor& t) { return edge_for(t); }
+
+UsedTensorsScope::UsedTensorsScope() : prev_(g_used) { g_used = &used; }
+UsedTensorsScope::~UsedTensorsScope() { g_used = prev_; }
 
 Tensor add_gradients(const Tensor& acc, const Tensor& g) {
   Tensor gc = g.contiguous();
@@ -166,8 +177,11 @@ bool grad_enabled() { return g_grad_enabled; }
 GradModeGuard::GradModeGuard(bool enabled) : prev_(g_grad_enabled) { g_grad_enabled = enabled; }
 GradModeGuard::~GradModeGuard() { g_grad_enabled = prev_; }
 
-void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-              bool retain_graph) {
+namespace {
+
+// backward() and backward_to(): the sweep, stopping at `targets` (none for backward()).
+std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                                 bool retain_graph, const std::vector<Edge>& targets) {
   TN_CHECK(grads.empty() || grads.size() == roots.size(), "backward", roots.size(), " roots but ",
            grads.size(), " gradients");
   struct Pending {
@@ -176,8 +190,13 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   };
   std::unordered_map<Node*, Pending> pending;
   std::unordered_map<Node*, std::shared_ptr<Node>> keep;
+  // Target node -> (its output, index into the result) for each target edge on it.
+  std::unordered_map<Node*, std::vector<std::pair<int, size_t>>> stops;
+  for (size_t i = 0; i < targets.size(); ++i)
+    if (targets[i].node) stops[targets[i].node.get()].push_back({targets[i].input_nr, i});
+  std::vector<Tensor> captured(targets.size());
 
-  // Dependency counts over everything reachable from the roots.
+  // Dependency counts over everything reachable from the roots, up to the targets.
   std::vector<Edge> root_edges;
   for (const Tensor& r : roots) {
     Edge e = edge_for(r);
@@ -185,16 +204,19 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     root_edges.push_back(e);
   }
   std::vector<std::shared_ptr<Node>> stack;
-  for (auto& e : root_edges)
-    if (keep.emplace(e.node.get(), e.node).second) stack.push_back(e.node);
+  auto visit = [&](const std::shared_ptr<Node>& n) {
+    if (!keep.emplace(n.get(), n).second) return;
+    pending[n.get()].inputs.resize(n->num_outputs() ? n->num_outputs() : 1);
+    if (!stops.count(n.get())) stack.push_back(n);
+  };
+  for (auto& e : root_edges) visit(e.node);
   while (!stack.empty()) {
     auto n = stack.back();
     stack.pop_back();
-    pending[n.get()].inputs.resize(n->num_outputs() ? n->num_outputs() : 1);
     for (const Edge& e : n->next_edges()) {
       if (!e.node) continue;
+      visit(e.node);
       pending[e.node.get()].deps++;
-      if (keep.emplace(e.node.get(), e.node).second) stack.push_back(e.node);
     }
   }
 
@@ -222,6 +244,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   while (!ready.empty()) {
     Node* n = ready.top();
     ready.pop();
+    if (auto stop = stops.find(n); stop != stops.end()) {
+      for (const auto& [output, index] : stop->second) captured[index] = pending[n].inputs[output];
+      continue;
+    }
     std::vector<Tensor> in = std::move(pending[n].inputs);
     for (int i = 0; i < n->num_outputs(); ++i)
       if (!in[i].defined())
@@ -239,6 +265,18 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
       if (--p.deps == 0) ready.push(e.node.get());
     }
   }
+  return captured;
+}
+
+}  // namespace
+
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
+  run_backward(roots, grads, retain_graph, {});
+}
+
+std::vector<Tensor> backward_to(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                                const std::vector<Edge>& targets) {
+  return run_backward(roots, grads, /*retain_graph=*/false, targets);
 }
 
 }  // namespace ternion::autograd

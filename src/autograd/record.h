@@ -1,5 +1,6 @@
 // Helpers for op implementations: deciding whether to record and wiring a node between
-// an op's inputs and outputs. Only op files include this.
+// an op's inputs and outputs; and what checkpoint() needs of the engine. Only files of
+// src/autograd include this.
 #pragma once
 
 #include <memory>
@@ -36,5 +37,31 @@ std::shared_ptr<N> record(const std::vector<Tensor>& inputs, const std::vector<T
 
 // The gradient `g` summed with `acc` (acc may be undefined). Does not alias either.
 Tensor add_gradients(const Tensor& acc, const Tensor& g);
+
+// Where t's gradient goes: its grad_fn and output, or a leaf's AccumulateGrad; no node
+// when t needs no gradient.
+Edge gradient_edge(const Tensor& t);
+
+// A backward from `roots` (seeded as backward() does) that stops at `targets`: the
+// gradient arriving at each target edge is returned (undefined where none arrives), the
+// target nodes and what lies behind them do not run, so no .grad changes and no hook
+// fires there. Nodes between the roots and the targets run and release as in backward().
+std::vector<Tensor> backward_to(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                                const std::vector<Edge>& targets);
+
+// While one lives on this thread, ops that run without recording report every input
+// that requires grad into `used` (checkpoint: which tensors from outside a region its
+// forward read). Scopes nest; the innermost collects.
+class UsedTensorsScope {
+ public:
+  UsedTensorsScope();
+  ~UsedTensorsScope();
+  UsedTensorsScope(const UsedTensorsScope&) = delete;
+  UsedTensorsScope& operator=(const UsedTensorsScope&) = delete;
+  std::vector<Tensor> used;
+
+ private:
+  std::vector<Tensor>* prev_;
+};
 
 }  // namespace ternion::autograd
