@@ -62,4 +62,14 @@ struct NoGrad : GradModeGuard {
 using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs);
 
+// Selective recomputation of one cheap tensor: returns y = fn(inputs), recorded as usual,
+// but a node that saves y's storage for its backward (an op that takes y itself and
+// keeps it or a view of it) keeps `inputs` instead, and y is recomputed by fn(inputs)
+// without recording right before that node's backward runs. Meant for element-wise work
+// whose inputs are kept anyway (a LayerNorm or GELU output that feeds a matmul). fn must
+// be deterministic and return a fresh tensor laid out as the first time. y is returned
+// unmarked when grad mode is off or when it shares storage with an input.
+using RecomputeFn = std::function<Tensor(const std::vector<Tensor>&)>;
+Tensor recomputable(const RecomputeFn& fn, const std::vector<Tensor>& inputs);
+
 }  // namespace ternion::autograd

@@ -1,4 +1,5 @@
-// Checkpointed regions: what reaches the outer graph (gradients, grad-ready events).
+// Checkpointed regions and recomputable tensors: what reaches the outer graph (gradients,
+// grad-ready events), and what stays saved.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -90,6 +91,55 @@ TEST(Checkpoint, RegionThatNeedsNoGradientRecordsNothing) {
   auto out = checkpoint([&](const std::vector<Tensor>& in) { return std::vector<Tensor>{linear(in[0], w)}; }, {x});
   EXPECT_EQ(grad_fn(out[0]), nullptr);
   EXPECT_FALSE(requires_grad(out[0]));
+}
+
+// gelu's output feeds a matmul, which saves it: made recomputable, the matmul keeps the
+// GELU input (saved by Gelu anyway) and the output is recomputed for its backward. The
+// gradients are the same bits; the saved bytes drop by the output's.
+TEST(Recomputable, SaversKeepTheInputsAndGradientsAreUnchanged) {
+  Tensor w1 = leaf({32, 16}, 9), w2 = leaf({8, 32}, 10);
+  const Tensor x = randn({64, 16}, 11);
+  const size_t base = saved_stats().bytes;
+  auto run = [&](bool recompute, size_t& held) {
+    Tensor f = linear(x, w1);
+    Tensor h = recompute ? recomputable([](const std::vector<Tensor>& in) { return gelu(in[0]); }, {f}) : gelu(f);
+    Tensor loss = sum(linear(h, w2));
+    held = saved_stats().bytes - base;
+    reset_saved_peak();
+    backward(loss);
+    EXPECT_EQ(saved_stats().bytes, base);
+    return std::vector<std::vector<double>>{grad(w1).to_vector<double>(), grad(w2).to_vector<double>()};
+  };
+  size_t plain = 0, selective = 0;
+  const auto want = run(false, plain);
+  zero_grad(w1);
+  zero_grad(w2);
+  const auto got = run(true, selective);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(plain, x.nbytes() + 2 * 64 * 32 * sizeof(double));  // x, f, h
+  EXPECT_EQ(selective, x.nbytes() + 64 * 32 * sizeof(double));  // x, f
+  EXPECT_GE(saved_stats().peak - base, plain);  // h is back while the second matmul's backward runs
+}
+
+TEST(Recomputable, ARecomputationLaidOutDifferentlyIsAnError) {
+  Tensor w = leaf({4, 4}, 12);
+  const Tensor x = randn({4, 4}, 13);
+  int calls = 0;
+  Tensor h = recomputable(
+      [&](const std::vector<Tensor>& in) { return ++calls == 1 ? gelu(in[0]) : gelu(in[0]).transpose(0, 1); },
+      {linear(x, w)});
+  Tensor loss = sum(linear(h, w));
+  EXPECT_THROW(backward(loss), Error);
+}
+
+TEST(Recomputable, WithoutGradModeOrForAnInputItIsThePlainResult) {
+  const Tensor x = randn({2, 2}, 14);
+  Tensor same = recomputable([](const std::vector<Tensor>& in) { return in[0]; }, {x});
+  EXPECT_EQ(same.impl_ptr(), x.impl_ptr());
+  EXPECT_EQ(x.impl_ptr()->autograd, nullptr);
+  NoGrad no_grad;
+  Tensor y = recomputable([](const std::vector<Tensor>& in) { return gelu(in[0]); }, {x});
+  EXPECT_EQ(y.impl_ptr()->autograd, nullptr);
 }
 
 }  // namespace

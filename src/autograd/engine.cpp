@@ -81,6 +81,7 @@ void NodeBuilder::connect(const std::shared_ptr<Node>& node, const std::vector<T
     m.grad_fn = node;
     m.output_nr = static_cast<int>(i);
   }
+  node->keep_saved(inputs);
 }
 
 Edge gradient_edge(const Tensor& t) { return edge_for(t); }
@@ -252,6 +253,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     for (int i = 0; i < n->num_outputs(); ++i)
       if (!in[i].defined())
         in[i] = Tensor::zeros(n->output_shape(i), n->output_dtype(i), n->output_device(i));
+    n->restore_saved();
     std::vector<Tensor> out = n->backward(in);
     in.clear();
     if (!retain_graph) n->release_saved();

@@ -2,12 +2,17 @@
 // its backward needs; outputs point at it through AutogradMeta::grad_fn, and the node
 // points at the nodes of its inputs through edges. Leaves that require grad get an
 // AccumulateGrad node that adds into their .grad and fires their grad-ready hooks.
+//
+// A tensor made by recomputable() (autograd.h) carries a SavedRecipe: a node that saves
+// its storage keeps the recipe (the function and its inputs) in that slot instead, and
+// the engine recomputes the data right before the node's backward runs.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -15,6 +20,7 @@
 namespace ternion::autograd {
 
 class Node;
+struct SavedRecipe;  // record.h
 
 struct Edge {
   std::shared_ptr<Node> node;  // null: that input needs no gradient
@@ -30,6 +36,7 @@ struct AutogradMeta {
   int output_nr = 0;                       // which output of grad_fn
   std::weak_ptr<Node> grad_accumulator;    // leaves: their AccumulateGrad, made lazily
   std::vector<GradReadyHook> ready_hooks;  // leaves: run after each accumulation
+  std::shared_ptr<SavedRecipe> recipe;     // recomputable(): savers keep this, not the data
 };
 
 // Bytes of activations the graph holds for backward: distinct storages of saved tensors,
@@ -61,6 +68,8 @@ class Node : public std::enable_shared_from_this<Node> {
   // was asked to retain the graph).
   size_t num_saved() const { return saved_.size(); }
   void release_saved();
+  // Recomputes the slots kept as recipes; the engine calls it right before backward.
+  void restore_saved();
 
  protected:
   // Saves `t` for the backward and returns its slot.
@@ -69,11 +78,17 @@ class Node : public std::enable_shared_from_this<Node> {
 
  private:
   friend class NodeBuilder;
+  // At connect: slots holding the storage of an input that carries a recipe keep the
+  // recipe instead (its inputs join the saved tensors); then every saved tensor counts in
+  // SavedStats until release.
+  void keep_saved(const std::vector<Tensor>& inputs);
   std::vector<Edge> edges_;
   std::vector<Shape> output_shapes_;
   std::vector<DType> output_dtypes_;
   std::vector<Device> output_devices_;
   std::vector<Tensor> saved_;
+  std::vector<std::pair<size_t, std::shared_ptr<SavedRecipe>>> recipes_;  // slots to restore
+  bool counted_ = false;  // saved_ is in SavedStats
   uint64_t sequence_nr_ = 0;
 };
 

@@ -1,6 +1,6 @@
 // Helpers for op implementations: deciding whether to record and wiring a node between
-// an op's inputs and outputs; and what checkpoint() needs of the engine. Only files of
-// src/autograd include this.
+// an op's inputs and outputs; and what checkpoint() and recomputable() need of the
+// engine. Only files of src/autograd include this.
 #pragma once
 
 #include <memory>
@@ -62,6 +62,21 @@ class UsedTensorsScope {
 
  private:
   std::vector<Tensor>* prev_;
+};
+
+// What a node keeps in place of a recomputable() tensor: the function, its inputs, and
+// the layout of the first result, which every recomputation must reproduce.
+struct SavedRecipe {
+  RecomputeFn fn;
+  std::vector<Tensor> inputs;
+  Shape shape, strides;
+  int64_t offset = 0;
+  DType dtype = DType::f32;
+  size_t nbytes = 0;             // of the storage
+  std::weak_ptr<Storage> last;  // the latest recomputation, shared while a node holds it
+  // fn(inputs) without recording, unless `last` is still alive. Throws when the result
+  // is laid out differently from the first.
+  std::shared_ptr<Storage> storage();
 };
 
 }  // namespace ternion::autograd

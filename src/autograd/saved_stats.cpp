@@ -1,9 +1,12 @@
-// Saved-tensor accounting (node.h: SavedStats). A storage counts once however many nodes
-// save views of it, from its first save until its last saving node releases it.
+// Saved-tensor accounting (node.h: SavedStats) and the saved slots of a node. A storage
+// counts once however many nodes save views of it, from the first saving node's connect
+// until the last one releases it. A slot kept as a recipe counts the recipe's inputs
+// instead, and its recomputed data only from restore_saved() to release.
 #include <mutex>
 #include <unordered_map>
 
 #include "autograd/node.h"
+#include "autograd/record.h"
 
 namespace ternion::autograd {
 
@@ -65,13 +68,44 @@ void reset_saved_peak() {
 
 size_t Node::save(const Tensor& t) {
   saved_.push_back(t);
-  track(t, true);
+  if (counted_) track(t, true);
   return saved_.size() - 1;
 }
 
+void Node::keep_saved(const std::vector<Tensor>& inputs) {
+  for (const Tensor& in : inputs) {
+    const auto& m = in.defined() ? in.impl_ptr()->autograd : nullptr;
+    if (!m || !m->recipe || !in.impl_ptr()->storage) continue;
+    const Storage* s = in.impl_ptr()->storage.get();
+    bool kept = false;
+    for (size_t i = 0; i < saved_.size(); ++i) {
+      if (!saved_[i].defined() || saved_[i].impl_ptr()->storage.get() != s) continue;
+      auto layout = std::make_shared<TensorImpl>(*saved_[i].impl_ptr());  // the view, without its data
+      layout->storage.reset();
+      saved_[i] = Tensor(std::move(layout));
+      recipes_.push_back({i, m->recipe});
+      kept = true;
+    }
+    if (kept)
+      for (const Tensor& t : m->recipe->inputs) saved_.push_back(t);
+  }
+  for (const Tensor& t : saved_) track(t, true);
+  counted_ = true;
+}
+
+void Node::restore_saved() {
+  for (auto& [slot, recipe] : recipes_) {
+    saved_[slot].impl_ptr()->storage = recipe->storage();
+    track(saved_[slot], true);
+  }
+  recipes_.clear();
+}
+
 void Node::release_saved() {
-  for (const Tensor& t : saved_) track(t, false);
+  if (counted_)
+    for (const Tensor& t : saved_) track(t, false);
   saved_.clear();
+  recipes_.clear();
 }
 
 Node::~Node() { release_saved(); }
