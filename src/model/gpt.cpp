@@ -20,6 +20,7 @@ void check_config(const GptConfig& c) {
   TN_CHECK(c.n_embd > 0 && c.n_embd % c.n_head == 0, "model", "model.n_embd (", c.n_embd,
            ") must be a positive multiple of model.n_head (", c.n_head, ")");
   TN_CHECK(c.dropout >= 0 && c.dropout < 1, "model", "model.dropout must be in [0, 1), got ", c.dropout);
+  TN_CHECK(c.checkpoint_layers >= 0, "model", "train.checkpoint_layers must be >= 0, got ", c.checkpoint_layers);
   TN_CHECK(c.compute_dtype == DType::f32 || c.compute_dtype == DType::bf16 || c.compute_dtype == DType::f16,
            "model", "compute dtype must be f32, bf16 or f16, got ", dtype_name(c.compute_dtype));
 }
@@ -156,7 +157,7 @@ double Gpt::flops_per_token() const {
   return 6.0 * n + 6.0 * static_cast<double>(config_.n_layer * config_.n_embd * config_.block_size);
 }
 
-Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext& d) const {
+Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective) const {
   const int64_t B = x.size(0), T = x.size(1), C = config_.n_embd, H = config_.n_head;
   const double p = d.active ? config_.dropout : 0.0;
   // Element (b, t, c) of this micro-batch is element (sample_offset + b, t, c) of the
@@ -166,16 +167,21 @@ Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext&
     return dropout(t, p, d.key, dropout_stream(d.step, config_.n_layer, 1 + kSitesPerLayer * b.layer + site),
                    offset);
   };
+  // The element-wise results a matmul saves: recomputed for its backward when selective.
+  auto cheap = [selective](const RecomputeFn& fn, const std::vector<Tensor>& in) {
+    return selective ? recomputable(fn, in) : fn(in);
+  };
+  const RecomputeFn ln = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2]); };
   // Attention: [B,T,C] -> q, k, v [B,H,T,D] -> [B,T,C].
-  Tensor h = layer_norm(x, weight(b.wln1), weight(b.bln1));
+  Tensor h = cheap(ln, {x, weight(b.wln1), weight(b.bln1)});
   auto qkv = split(linear(h, weight(b.wattn), weight(b.battn)), {C, C, C}, 2);
   auto heads = [&](const Tensor& t) { return transpose(reshape(t, {B, T, H, C / H}), 1, 2); };
-  Tensor a = causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]));
-  a = reshape(transpose(a, 1, 2), {B, T, C});
+  Tensor a = cheap([B, T, C](const std::vector<Tensor>& in) { return reshape(transpose(in[0], 1, 2), {B, T, C}); },
+                   {causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]))});
   Tensor y = add(x, drop(linear(a, weight(b.wproj), weight(b.bproj)), 0));
   // MLP: [B,T,C] -> [B,T,4C] -> [B,T,C].
-  Tensor m = gelu(linear(layer_norm(y, weight(b.wln2), weight(b.bln2)), weight(b.wfc),
-                         weight(b.bfc)));
+  Tensor fc = linear(cheap(ln, {y, weight(b.wln2), weight(b.bln2)}), weight(b.wfc), weight(b.bfc));
+  Tensor m = cheap([](const std::vector<Tensor>& in) { return gelu(in[0]); }, {fc});
   return add(y, drop(linear(m, weight(b.wmlp), weight(b.bmlp)), 1));
 }
 
@@ -197,13 +203,17 @@ Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
 Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d) const {
   require(true, "its blocks");
   Tensor x = input;
-  for (const Block& b : blocks_) {
-    if (config_.checkpoint_activations) {
+  const auto chosen = static_cast<size_t>(config_.checkpoint_layers);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const Block& b = blocks_[i];
+    const ActivationCheckpointing mode =
+        chosen == 0 || i < chosen ? config_.activation_checkpointing : ActivationCheckpointing::kNone;
+    if (mode == ActivationCheckpointing::kFull) {
       x = checkpoint([this, &b, d](const std::vector<Tensor>& in) {
-            return std::vector<Tensor>{block_forward(b, in[0], d)};
+            return std::vector<Tensor>{block_forward(b, in[0], d, false)};
           }, {x})[0];
     } else {
-      x = block_forward(b, x, d);
+      x = block_forward(b, x, d, mode == ActivationCheckpointing::kSelective);
     }
   }
   return x;

@@ -18,6 +18,16 @@
 
 namespace ternion::model {
 
+// What a block keeps for its backward (the bytes per layer: docs/config.md,
+// train.activation_checkpointing). None: every tensor its ops save. Selective: the block's
+// input, the attention's q, k, v, output and row log-sum-exp, the residual after attention,
+// the MLP's first matmul output and the LayerNorm statistics; the LayerNorm outputs, the
+// attention output's [B,T,C] copy and the GELU output are recomputed from them right before
+// the backward of the matmul that reads each. Full: only the block's input; the whole block
+// is recomputed during its backward. All three give the same bits (dropout masks are a pure
+// function of their position).
+enum class ActivationCheckpointing { kNone, kSelective, kFull };
+
 struct GptConfig {
   int64_t vocab_size = 256;
   int64_t block_size = 256;
@@ -25,8 +35,10 @@ struct GptConfig {
   int64_t n_head = 6;
   int64_t n_embd = 384;
   double dropout = 0.0;
-  // Recompute each block during backward instead of keeping its activations.
-  bool checkpoint_activations = false;
+  ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::kNone;
+  // How many of the shard's blocks, from its first, checkpoint as above; the others keep
+  // everything. 0 (or more than the shard holds): all of them.
+  int64_t checkpoint_layers = 0;
   // Where parameters, activations and gradients live (inputs must be there too).
   Device device = Device::cpu();
   // Mixed precision: bf16 or f16 computes with 16-bit copies of the f32 master weights,
@@ -110,7 +122,8 @@ class Gpt {
     int64_t layer = 0;  // global layer index
     int wln1, bln1, wattn, battn, wproj, bproj, wln2, bln2, wfc, bfc, wmlp, bmlp;  // indices
   };
-  Tensor block_forward(const Block& b, const Tensor& x, const DropoutContext& d) const;
+  // selective: the cheap tensors are recomputable() (ActivationCheckpointing::kSelective).
+  Tensor block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective) const;
   // kind: how the parameter is split over tp (see gpt.cpp).
   enum class Split { kReplicated, kColumn, kColumnQkv, kRow, kVocab };
   int add_param(std::string name, Shape shape, Split split, double init_std, double init_value, bool decay);
