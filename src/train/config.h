@@ -49,6 +49,8 @@ struct TrainConfig {
   int micro_batch_size = 8;   // sequences per forward/backward on one rank
   int eval_interval = 0;      // 0 = never
   int eval_batches = 8;
+  std::string activation_checkpointing = "none";  // "none" | "selective" | "full"
+  int checkpoint_layers = 0;                       // of each stage's layers, from its first; 0 = all
   bool operator==(const TrainConfig&) const = default;
 };
 

@@ -292,6 +292,24 @@ const std::vector<Key>& keys() {
              "data-parallel ranks and micro-batches like a training batch (the loss does not depend on the "
              "layout).",
              positive()),
+      TN_KEY(train, activation_checkpointing,
+             "What each layer keeps for its backward; the rest is recomputed from it, and the losses and "
+             "gradients are the same bits in every mode (dropout masks are recomputed in every mode, never "
+             "kept). Bytes per layer for a micro-batch of B sequences of T tokens in f32 (16-bit compute: 2 "
+             "bytes for each C term, the statistics stay f32): none keeps every tensor its ops save, "
+             "4·B·T·(17C + 4 + H): the input, both LayerNorm outputs and their statistics (the 4), q, k, v, the "
+             "attention output and its [B,T,C] copy, the row log-sum-exp (the H), the residual, and the MLP's "
+             "[B,T,4C] matmul and GELU outputs. selective keeps 4·B·T·(10C + 4 + H): the LayerNorm outputs, the "
+             "attention output's copy and the GELU output are recomputed (element-wise, cheap) right before "
+             "the backward of the matmul that reads each; no matmul is recomputed. full keeps the layer's "
+             "input, 4·B·T·C, and recomputes the whole layer (a second forward) in its backward, which holds "
+             "that layer's none figure meanwhile. Try selective first (the most memory for the least time), "
+             "full when that is not enough.",
+             one_of({"none", "selective", "full"})),
+      TN_KEY(train, checkpoint_layers,
+             "With activation_checkpointing selective or full: how many of each pipeline stage's layers, from "
+             "its first, do so; the others keep everything. 0, or more than a stage holds: all of them.",
+             non_negative()),
 
       TN_KEY(optim, lr, "Peak learning rate, reached at the end of warmup.", non_negative()),
       TN_KEY(optim, min_lr, "Learning rate at the last step of the cosine schedule.",

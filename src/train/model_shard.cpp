@@ -35,6 +35,10 @@ model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
   g.n_head = c.model.n_head;
   g.n_embd = c.model.n_embd;
   g.dropout = c.model.dropout;
+  using AC = model::ActivationCheckpointing;
+  const std::string& ac = c.train.activation_checkpointing;
+  g.activation_checkpointing = ac == "full" ? AC::kFull : ac == "selective" ? AC::kSelective : AC::kNone;
+  g.checkpoint_layers = c.train.checkpoint_layers;
   return g;
 }
 
