@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <mutex>
 #include <set>
 
@@ -158,8 +157,10 @@ void fatal(const std::string& message) {
   }
   const int rank = g_runtime ? g_runtime->rank() : 0;
   std::fflush(stdout);
-  std::cerr << "ternion: rank " << rank << ": " << message << std::endl;
-  std::cerr.flush();
+  // One write, so that ranks printing at once do not splice their lines.
+  const std::string line = "ternion: rank " + std::to_string(rank) + ": " + message + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
   if (mpi_up()) MPI_Abort(MPI_COMM_WORLD, 1);
   std::exit(1);
 }
