@@ -1,6 +1,6 @@
 # Communicators and the MPI runtime (ternion_comm): MPI for host tensors, NCCL for CUDA
 # tensors in CUDA builds (nccl_stub.cpp otherwise).
-set(comm_sources communicator.cpp mpi_engine.cpp mpi_communicator.cpp runtime.cpp)
+set(comm_sources communicator.cpp mpi_engine.cpp mpi_communicator.cpp roll_call_report.cpp runtime.cpp)
 if(TERNION_HAVE_CUDA)
   list(APPEND comm_sources nccl_communicator.cpp)
 else()
@@ -47,6 +47,8 @@ function(ternion_mpi_test)
 endfunction()
 
 ternion_test(comm_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/communicator_test.cpp LIBS ternion_comm TIMEOUT 60)
+# The timeout message for every case (who did not arrive, late, error elsewhere), without MPI.
+ternion_test(roll_call_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/roll_call_test.cpp LIBS ternion_comm TIMEOUT 60)
 
 # The shared main of the MPI test programs (mpi_test_main.h): runtime up, world made, every
 # rank's verdict decides. Test programs link it instead of defining main().
