@@ -1,6 +1,7 @@
 # Communicators and the MPI runtime (ternion_comm): MPI for host tensors, NCCL for CUDA
 # tensors in CUDA builds (nccl_stub.cpp otherwise).
-set(comm_sources communicator.cpp mpi_engine.cpp mpi_communicator.cpp roll_call_report.cpp runtime.cpp)
+set(comm_sources communicator.cpp mpi_engine.cpp mpi_communicator.cpp roll_call.cpp roll_call_report.cpp
+                 runtime.cpp)
 if(TERNION_HAVE_CUDA)
   list(APPEND comm_sources nccl_communicator.cpp)
 else()
@@ -67,13 +68,14 @@ if(TERNION_BUILD_TESTS)
   endforeach()
 endif()
 
-# Fault injection: a rank throws, dies, stalls or receives out of order mid-step; the job
-# must end non-zero within the timeout instead of hanging, and the control must check its
-# results (tests/e2e/comm_fault.sh checks status, time and stderr).
+# Fault injection: a rank throws, dies, stalls, is stopped or receives out of order mid-step;
+# the job must end non-zero within the timeout instead of hanging, naming the rank that did
+# not arrive, and the control must check its results (tests/e2e/comm_fault.sh checks
+# status, time and stderr; *_slowkill: what the other ranks say when their waits end too).
 if(TERNION_BUILD_TESTS)
   add_executable(comm_fault_test ${CMAKE_CURRENT_LIST_DIR}/comm_fault_test.cpp)
   target_link_libraries(comm_fault_test PRIVATE ternion_comm ternion_warnings)
-  foreach(mode ok throw kill stall tag)
+  foreach(mode ok throw kill stall stop tag recv pause throw_slowkill stop_slowkill)
     add_test(NAME comm_fault.${mode}
              COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/comm_fault.sh ${MPIEXEC_EXECUTABLE}
                      $<TARGET_FILE:comm_fault_test> ${mode})

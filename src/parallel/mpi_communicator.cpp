@@ -172,6 +172,7 @@ OpFn exchange_fn(const MpiEngine& e, std::vector<P2POp> ops, const char* name) {
           TN_MPI_CHECK(MPI_Isend(bytes(t) + off * es, k, type, op.peer, op.tag, e.comm(), &r), e.describe());
         }
         reqs.list.push_back(r);
+        reqs.parts.push_back(P2PPart{op.peer, recv});
         expect->push_back(Expect{op.peer, op.tag, k, type, recv});
       }
     }
@@ -198,12 +199,13 @@ class MpiCommunicator final : public Communicator {
   MpiCommunicator(MPI_Comm comm, std::string name, std::vector<int> world_ranks, int rank,
                   const CommOptions& options)
       : Communicator(std::move(name), std::move(world_ranks), rank) {
-    engine_ = std::make_shared<MpiEngine>(comm, describe(), options.timeout);
+    engine_ = std::make_shared<MpiEngine>(comm, describe(), this->world_ranks(), options.timeout);
     if (options.device.is_cuda()) {  // every member is here: make the NCCL communicator now
       check_nccl_available(describe());
       const int device = options.device.index;
       engine_->run_blocking("nccl_init", [this, device, options](Requests&) {
-        nccl_ = make_nccl_communicator(engine_->comm(), describe(), this->rank(), size(), device, options);
+        nccl_ = make_nccl_communicator(engine_->comm(), describe(), this->rank(), size(), device, options,
+                                       engine_->roll_call());
       });
     }
   }
@@ -243,7 +245,7 @@ class MpiCommunicator final : public Communicator {
                op.tensor.str(), " on ", op.tensor.device().str(), ") in ", describe());
     }
     if (cuda) return nccl(name).exchange(ops);
-    return make_mpi_work(engine_, engine_->submit(name, exchange_fn(*engine_, ops, name)));
+    return make_mpi_work(engine_, engine_->submit(name, OpKind::kPointToPoint, exchange_fn(*engine_, ops, name)));
   }
   void do_barrier() override {
     const MpiEngine& e = *engine_;
@@ -256,7 +258,7 @@ class MpiCommunicator final : public Communicator {
       engine_->run_blocking(name, std::move(fn));
       return nullptr;
     }
-    return make_mpi_work(engine_, engine_->submit(name, std::move(fn)));
+    return make_mpi_work(engine_, engine_->submit(name, OpKind::kCollective, std::move(fn)));
   }
 
   // The group's NCCL communicator; a group made for host tensors refuses CUDA ones rather

@@ -10,8 +10,12 @@
 
 namespace ternion::parallel {
 
-MpiEngine::MpiEngine(MPI_Comm comm, std::string describe, std::chrono::milliseconds timeout)
+MpiEngine::MpiEngine(MPI_Comm comm, std::string describe, std::vector<int> world_ranks,
+                     std::chrono::milliseconds timeout)
     : comm_(comm), describe_(std::move(describe)), timeout_(timeout) {
+  int rank = 0;
+  TN_MPI_CHECK(MPI_Comm_rank(comm_, &rank), describe_);
+  roll_ = std::make_shared<RollCall>(comm_, describe_, std::move(world_ranks), rank, timeout_);
   thread_ = std::thread([this] { loop(); });
   dog_ = std::thread([this] { watchdog(); });
 }
@@ -25,30 +29,36 @@ MpiEngine::~MpiEngine() {
   dog_cv_.notify_all();
   thread_.join();
   dog_.join();
+  roll_.reset();  // frees its duplicate of comm_
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Comm_free(&comm_);
 }
 
-std::shared_ptr<OpState> MpiEngine::submit(const char* name, OpFn fn) {
+std::shared_ptr<OpState> MpiEngine::submit(const char* name, OpKind kind, OpFn fn) {
+  return enqueue(name, kind == OpKind::kCollective ? roll_->enter(name) : 0, std::move(fn));
+}
+
+std::shared_ptr<OpState> MpiEngine::enqueue(const char* name, int64_t call, OpFn fn) {
   auto state = std::make_shared<OpState>();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Op{name, std::move(fn), state});
+    queue_.push_back(Op{name, call, std::move(fn), state});
   }
   work_cv_.notify_one();
   return state;
 }
 
 void MpiEngine::run_blocking(const char* name, OpFn fn) {
+  const int64_t call = roll_->enter(name);  // numbered at issue, in program order
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (!queue_.empty() || running_) {
       lock.unlock();
-      wait(*submit(name, std::move(fn)));
+      wait(*enqueue(name, call, std::move(fn)));
       return;
     }
-    begin_locked(name);
+    begin_locked(name, call);
   }
   Requests reqs;
   try {
@@ -66,10 +76,13 @@ void MpiEngine::wait(const OpState& s) {
   done_cv_.wait(lock, [&] { return s.done.load(std::memory_order_acquire); });
 }
 
-void MpiEngine::begin_locked(const char* name) {
+void MpiEngine::begin_locked(const char* name, int64_t call) {
   running_ = true;
   busy_name_ = name;
-  busy_deadline_ = Clock::now() + timeout_;
+  busy_call_ = call;
+  const auto now = Clock::now();
+  busy_deadline_ = now + timeout_;
+  busy_stalled_at_ = roll_->stalled(now);
 }
 
 void MpiEngine::end() {
@@ -89,9 +102,16 @@ void MpiEngine::complete(OpState& s) {
   done_cv_.notify_all();
 }
 
-std::string MpiEngine::timeout_message(const char* name) const {
-  return str_cat(name, " timed out after ", static_cast<double>(timeout_.count()) / 1000.0, "s in ",
-                 describe_, "; a peer died or never arrived");
+// Names the parts still incomplete (MPI_Request_get_status leaves the requests as they are).
+void MpiEngine::p2p_timed_out(const Pending& p) {
+  std::vector<P2PPart> open;
+  for (size_t i = 0; i < p.reqs.list.size(); ++i) {
+    int done = 0;
+    MPI_Request r = p.reqs.list[i];
+    if (r != MPI_REQUEST_NULL) MPI_Request_get_status(r, &done, MPI_STATUS_IGNORE);
+    if (!done && i < p.reqs.parts.size()) open.push_back(p.reqs.parts[i]);
+  }
+  fatal(roll_->p2p_timeout(p.name, open));
 }
 
 void MpiEngine::loop() {
@@ -109,7 +129,7 @@ void MpiEngine::loop() {
       if (!queue_.empty() && !running_) {
         op = std::move(queue_.front());
         queue_.pop_front();
-        begin_locked(op.name);
+        begin_locked(op.name, op.call);
       } else if (stop_ && queue_.empty() && pending_.empty() && !running_) {
         return;
       }
@@ -125,7 +145,8 @@ void MpiEngine::loop() {
       if (reqs.list.empty()) {
         complete(*op.state);
       } else {
-        pending_.push_back(Pending{std::move(reqs), op.state, op.name, Clock::now() + timeout_});
+        const auto now = Clock::now();
+        pending_.push_back(Pending{std::move(reqs), op.state, op.name, now + timeout_, roll_->stalled(now)});
       }
       idle_polls = 0;
     }
@@ -158,7 +179,7 @@ void MpiEngine::poll_pending(int& idle_polls) {
       it = pending_.erase(it);
       idle_polls = 0;
     } else {
-      if (now > it->deadline) fatal(timeout_message(it->name));
+      if (now > it->deadline + (roll_->stalled(now) - it->stalled_at)) p2p_timed_out(*it);
       ++it;
     }
   }
@@ -171,10 +192,15 @@ void MpiEngine::watchdog() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     dog_cv_.wait_for(lock, period);
-    if (busy_name_ && Clock::now() > busy_deadline_) {
-      std::string msg = timeout_message(busy_name_);
+    const auto now = Clock::now();  // one reading for the stall clock and the deadline
+    lock.unlock();
+    roll_->tick(now);  // answers peers first: after a stall, their questions tell who gave up on us
+    lock.lock();
+    if (busy_name_ && now > busy_deadline_ + (roll_->stalled(now) - busy_stalled_at_)) {
+      const char* name = busy_name_;
+      const int64_t call = busy_call_;
       lock.unlock();
-      fatal(msg);
+      fatal(roll_->collective_timeout(name, call));
     }
   }
 }

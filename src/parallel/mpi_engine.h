@@ -16,9 +16,12 @@
 // Failure: an operation running past the timeout (a watchdog thread checks every 100 ms
 // or sooner), requests not complete by their deadline, an MPI error, or an exception from
 // an operation run on the communication thread end the job through fatal(), naming the
-// operation and the group. An exception from an operation run inline propagates to the
-// caller. Destruction waits for every queued operation, then frees the MPI communicator
-// (unless MPI is already finalised).
+// operation and the group. The watchdog also ticks the group's RollCall (roll_call.h),
+// which answers peers' questions and writes a timeout's message, naming the members that
+// did not arrive; time this process was not running (stopped, starved) does not count
+// towards a deadline. An exception from an operation run inline propagates to the caller.
+// Destruction waits for every queued operation, then frees the MPI communicator (unless
+// MPI is already finalised).
 #pragma once
 
 #include <mpi.h>
@@ -35,12 +38,14 @@
 #include <vector>
 
 #include "parallel/communicator.h"
+#include "parallel/roll_call.h"
 
 namespace ternion::parallel {
 
 // What an operation leaves for the engine to complete.
 struct Requests {
   std::vector<MPI_Request> list;
+  std::vector<P2PPart> parts;  // list[i]'s peer and direction, named if it times out
   // Runs on the communication thread once every request is complete, with their statuses
   // in `list`'s order (receives check the tag and size they got); may call fatal().
   std::function<void(const std::vector<MPI_Status>&)> on_complete;
@@ -52,10 +57,15 @@ struct OpState {
   std::atomic<bool> done{false};
 };
 
+// Collectives are numbered for the RollCall as they are issued; point-to-point is not.
+enum class OpKind { kCollective, kPointToPoint };
+
 class MpiEngine {
  public:
-  // Takes ownership of `comm`. `describe` names the group in error messages.
-  MpiEngine(MPI_Comm comm, std::string describe, std::chrono::milliseconds timeout);
+  // Takes ownership of `comm` (collective over it: makes the group's RollCall). `describe`
+  // names the group in error messages; world_ranks[i] is group rank i's world rank.
+  MpiEngine(MPI_Comm comm, std::string describe, std::vector<int> world_ranks,
+            std::chrono::milliseconds timeout);
   ~MpiEngine();
   MpiEngine(const MpiEngine&) = delete;
   MpiEngine& operator=(const MpiEngine&) = delete;
@@ -63,10 +73,12 @@ class MpiEngine {
   MPI_Comm comm() const { return comm_; }
   const std::string& describe() const { return describe_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
+  // Shared with the group's NCCL communicator, whose collectives it numbers too.
+  const std::shared_ptr<RollCall>& roll_call() const { return roll_; }
 
   // Queues `fn` (named `name` in errors: a string literal) for the communication thread.
-  std::shared_ptr<OpState> submit(const char* name, OpFn fn);
-  // Runs `fn`, which must leave no requests, to completion (inline when idle).
+  std::shared_ptr<OpState> submit(const char* name, OpKind kind, OpFn fn);
+  // Runs collective `fn`, which must leave no requests, to completion (inline when idle).
   void run_blocking(const char* name, OpFn fn);
   // Blocks until `s` is done (the engine enforces the timeout).
   void wait(const OpState& s);
@@ -74,6 +86,7 @@ class MpiEngine {
  private:
   struct Op {
     const char* name = nullptr;
+    int64_t call = 0;  // the RollCall's number of a collective; 0 for point-to-point
     OpFn fn;
     std::shared_ptr<OpState> state;
   };
@@ -83,18 +96,21 @@ class MpiEngine {
     std::shared_ptr<OpState> state;
     const char* name;
     Clock::time_point deadline;
+    std::chrono::nanoseconds stalled_at;  // roll_->stalled() when posted
   };
 
-  void begin_locked(const char* name);
+  std::shared_ptr<OpState> enqueue(const char* name, int64_t call, OpFn fn);
+  void begin_locked(const char* name, int64_t call);
   void end();
   void complete(OpState& s);
-  std::string timeout_message(const char* name) const;
+  [[noreturn]] void p2p_timed_out(const Pending& p);
   void loop();
   void poll_pending(int& idle_polls);
   void watchdog();
 
   MPI_Comm comm_;
   const std::string describe_;
+  std::shared_ptr<RollCall> roll_;
   const std::chrono::milliseconds timeout_;
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_, dog_cv_;
@@ -102,7 +118,9 @@ class MpiEngine {
   bool running_ = false;  // an operation is executing (here or inline)
   bool stop_ = false;
   const char* busy_name_ = nullptr;
+  int64_t busy_call_ = 0;
   Clock::time_point busy_deadline_;
+  std::chrono::nanoseconds busy_stalled_at_{0};
   std::vector<Pending> pending_;  // communication thread only
   std::thread thread_, dog_;
 };

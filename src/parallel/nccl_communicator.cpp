@@ -3,8 +3,9 @@
 // the compute stream (the legacy default stream, which the core's kernels and copies use)
 // and records a completion event. A Work's wait() makes the compute stream wait on that
 // event (cudaStreamWaitEvent), then polls it (cudaEventQuery) together with
-// ncclCommGetAsyncError until the group's timeout; expiry or an asynchronous NCCL error
-// aborts the NCCL communicator (ncclCommAbort) and ends the job through fatal().
+// ncclCommGetAsyncError until the group's timeout; expiry (its message from the group's
+// RollCall, which numbers the collectives here as they are issued) or an asynchronous NCCL
+// error aborts the NCCL communicator (ncclCommAbort) and ends the job through fatal().
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -37,6 +38,7 @@ struct NcclGroup {
   int device = 0;
   std::string describe;
   std::chrono::milliseconds timeout{0};
+  std::shared_ptr<RollCall> roll;  // shared with the group's MPI engine
   std::atomic<bool> aborted{false};
 
   // Aborts the NCCL communicator (so no kernel of ours waits for a dead peer) and ends the job.
@@ -62,8 +64,16 @@ struct NcclGroup {
 // wait() makes the compute stream wait for it on the device first, then polls it.
 class NcclWork final : public Work {
  public:
-  NcclWork(std::shared_ptr<NcclGroup> g, const char* name, std::vector<Tensor> keep)
-      : g_(std::move(g)), name_(name), keep_(std::move(keep)), deadline_(Clock::now() + g_->timeout) {
+  // call: the collective's number in the group's RollCall; 0 for an exchange of `parts`.
+  NcclWork(std::shared_ptr<NcclGroup> g, const char* name, std::vector<Tensor> keep, int64_t call,
+           std::vector<P2PPart> parts)
+      : g_(std::move(g)),
+        name_(name),
+        keep_(std::move(keep)),
+        call_(call),
+        parts_(std::move(parts)),
+        deadline_(Clock::now() + g_->timeout),
+        stalled_at_(g_->roll->stalled(Clock::now())) {
     TN_CUDA_OK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), g_->describe);
     TN_CUDA_OK(cudaEventRecord(done_, g_->stream), g_->describe);
   }
@@ -97,9 +107,10 @@ class NcclWork final : public Work {
       if (async != ncclSuccess && async != ncclInProgress) {
         g_->die(str_cat(name_, " failed in ", g_->describe, ": ", ncclGetErrorString(async)));
       }
-      if (Clock::now() > deadline_) {
-        g_->die(str_cat(name_, " timed out after ", static_cast<double>(g_->timeout.count()) / 1000.0,
-                        "s in ", g_->describe, "; a peer died or never arrived"));
+      // Time this process was not running (stopped, starved) is not held against the peers.
+      const auto now = Clock::now();
+      if (now > deadline_ + (g_->roll->stalled(now) - stalled_at_)) {
+        g_->die(call_ > 0 ? g_->roll->collective_timeout(name_, call_) : g_->roll->p2p_timeout(name_, parts_));
       }
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::max(cap, std::chrono::microseconds(1)));
@@ -119,7 +130,10 @@ class NcclWork final : public Work {
   std::shared_ptr<NcclGroup> g_;
   const char* name_;
   std::vector<Tensor> keep_;  // storage stays alive until the operation is done
+  int64_t call_;
+  std::vector<P2PPart> parts_;
   Clock::time_point deadline_;
+  std::chrono::nanoseconds stalled_at_;
   cudaEvent_t done_ = nullptr;
   bool ordered_ = false;
   bool finished_ = false;
@@ -214,6 +228,7 @@ class NcclCommunicatorImpl final : public NcclCommunicator {
   std::unique_ptr<Work> exchange(const std::vector<P2POp>& ops) override {
     begin();
     std::vector<Tensor> keep;
+    std::vector<P2PPart> parts;
     TN_NCCL_OK(*g_, ncclGroupStart());
     for (const P2POp& op : ops) {
       const Tensor& t = op.tensor;
@@ -224,9 +239,10 @@ class NcclCommunicatorImpl final : public NcclCommunicator {
         TN_NCCL_OK(*g_, ncclRecv(t.raw_data(), n, nccl_type(t.dtype()), op.peer, g_->comm, g_->stream));
       }
       keep.push_back(t);
+      parts.push_back(P2PPart{op.peer, op.kind == P2POp::Kind::kRecv});
     }
     TN_NCCL_OK(*g_, ncclGroupEnd());
-    return end(p2p_name(ops), std::move(keep));
+    return std::make_unique<NcclWork>(g_, p2p_name(ops), std::move(keep), 0, std::move(parts));
   }
 
  private:
@@ -236,8 +252,9 @@ class NcclCommunicatorImpl final : public NcclCommunicator {
     TN_CUDA_OK(cudaEventRecord(ready_, cudaStreamLegacy), g_->describe);
     TN_CUDA_OK(cudaStreamWaitEvent(g_->stream, ready_, 0), g_->describe);
   }
+  // A collective's Work, numbered in issue order with the group's host collectives.
   std::unique_ptr<Work> end(const char* name, std::vector<Tensor> keep) {
-    return std::make_unique<NcclWork>(g_, name, std::move(keep));
+    return std::make_unique<NcclWork>(g_, name, std::move(keep), g_->roll->enter(name), std::vector<P2PPart>{});
   }
 
   std::shared_ptr<NcclGroup> g_;
@@ -253,11 +270,13 @@ void check_nccl_available(const std::string& describe) {
 
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm comm, const std::string& describe,
                                                          int rank, int size, int device,
-                                                         const CommOptions& options) {
+                                                         const CommOptions& options,
+                                                         std::shared_ptr<RollCall> roll) {
   auto g = std::make_shared<NcclGroup>();
   g->describe = describe;
   g->device = device;
   g->timeout = options.timeout;
+  g->roll = std::move(roll);
   ncclUniqueId id;
   if (rank == 0) TN_NCCL_OK(*g, ncclGetUniqueId(&id));
   TN_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm), describe);

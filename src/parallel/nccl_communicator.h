@@ -10,7 +10,8 @@
 // stream wait for the operation's completion event (cudaStreamWaitEvent: the device, not
 // the host, orders later kernels and copies after it), then polls that event with
 // ncclCommGetAsyncError at a bounded sleep interval until the group's timeout, after which
-// the NCCL communicator is aborted (ncclCommAbort) and the job ends through fatal().
+// the group's RollCall names the members that did not arrive, the NCCL communicator is
+// aborted (ncclCommAbort) and the job ends through fatal().
 #pragma once
 
 #include <mpi.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "parallel/communicator.h"
+#include "parallel/roll_call.h"
 
 namespace ternion::parallel {
 
@@ -43,9 +45,12 @@ void check_nccl_available(const std::string& describe);
 
 // Collective over `comm` (an MPI communicator of `describe`'s group; not freed here): every
 // member calls it at once, with the same `size`.
-// `device` is the CUDA device this rank's tensors live on. CPU-only builds: throws.
+// `device` is the CUDA device this rank's tensors live on. `roll` is the group's RollCall:
+// collectives are numbered there as they are issued, and a timeout's message comes from it.
+// CPU-only builds: throws.
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm comm, const std::string& describe,
                                                          int rank, int size, int device,
-                                                         const CommOptions& options);
+                                                         const CommOptions& options,
+                                                         std::shared_ptr<RollCall> roll);
 
 }  // namespace ternion::parallel

@@ -10,7 +10,8 @@ void check_nccl_available(const std::string& describe) {
 }
 
 std::unique_ptr<NcclCommunicator> make_nccl_communicator(MPI_Comm, const std::string& describe,
-                                                         int, int, int, const CommOptions&) {
+                                                         int, int, int, const CommOptions&,
+                                                         std::shared_ptr<RollCall>) {
   check_nccl_available(describe);
   return nullptr;
 }

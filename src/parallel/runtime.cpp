@@ -11,6 +11,7 @@
 #include <set>
 
 #include "parallel/mpi_communicator.h"
+#include "parallel/roll_call.h"
 
 namespace ternion::parallel {
 
@@ -106,7 +107,9 @@ Runtime& Runtime::init(int* argc, char*** argv) {
 Runtime* Runtime::get() { return g_runtime; }
 
 void Runtime::shutdown() {
-  if (mpi_up()) MPI_Finalize();
+  if (!mpi_up()) return;
+  RollCall::stop_all();  // a communicator still alive makes no MPI call from here on
+  MPI_Finalize();
 }
 
 std::unique_ptr<Communicator> Runtime::world(const CommOptions& options) {
@@ -161,6 +164,9 @@ void fatal(const std::string& message) {
   const std::string line = "ternion: rank " + std::to_string(rank) + ": " + message + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+  // Peers whose own wait ends before the abort reaches them then report this rank's
+  // failure, not a timeout of theirs.
+  RollCall::announce_job_ending();
   if (mpi_up()) MPI_Abort(MPI_COMM_WORLD, 1);
   std::exit(1);
 }

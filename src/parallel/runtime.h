@@ -61,7 +61,9 @@ class Runtime {
 // Prints "ternion: rank R: <message>" to stderr, flushes, and ends the whole job with a
 // non-zero status: MPI_Abort over the world when MPI is up (so no other rank hangs),
 // otherwise std::exit(1). For errors after communicators exist (a collective timed out, a
-// rank threw mid-step); errors found before then are thrown and reported normally.
+// rank threw mid-step); errors found before then are thrown and reported normally. Before
+// aborting it tells the members of this rank's groups that it is ending the job
+// (roll_call.h), so that none whose own wait ends meanwhile reports a timeout instead.
 [[noreturn]] void fatal(const std::string& message);
 
 // The MPI library's own version line ("Open MPI v4.1.4, ..."); callable before init.
