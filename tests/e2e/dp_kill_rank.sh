@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Data-parallel run under mpirun -np 2 that checkpoints every step; one rank is killed with
 # SIGKILL mid-run. Every other rank must exit (non-zero) within the timeout instead of
-# hanging, `latest` must name a checkpoint that verifies, and a new mpirun resumes from it.
+# hanging (a timeout, if one fires before mpirun ends the job, names the killed rank as not
+# arriving, and only it), `latest` must name a checkpoint that verifies, and a new mpirun
+# resumes from it.
 # Usage: dp_kill_rank.sh TERNION WORKDIR
 set -euo pipefail
 TERNION=$1
@@ -27,6 +29,7 @@ for _ in $(seq 1 120); do
 done
 victim=$(pgrep -P "$launcher" -f "ternion train" | tail -1)
 [ -n "$victim" ] || { echo "FAIL: no rank process found"; cat "$WORK/log_1.txt"; exit 1; }
+victim_rank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
 start=$(date +%s)
 kill -9 "$victim"
 status=0
@@ -38,7 +41,11 @@ sleep 1
 if pgrep -f "ternion train .*$WORK/run" >/dev/null; then
   echo "FAIL: ranks still running after the kill"; pgrep -af "ternion train"; exit 1
 fi
-echo "killed rank pid $victim: job ended in ${elapsed}s with status $status"
+echo "killed rank pid $victim (world rank $victim_rank): job ended in ${elapsed}s with status $status"
+if grep -q "timed out after" "$WORK/log_1.txt"; then
+  grep -q "world rank $victim_rank did not arrive" "$WORK/log_1.txt" && ! grep -Eq "world ranks [0-9,-]+ did not arrive" "$WORK/log_1.txt" \
+    || { echo "FAIL: a timeout that does not name world rank $victim_rank alone as not arriving"; cat "$WORK/log_1.txt"; exit 1; }
+fi
 grep -q "layout dp=2" "$WORK/log_1.txt" || { echo "FAIL: no dp=2 layout line"; cat "$WORK/log_1.txt"; exit 1; }
 
 name=$(cat "$WORK/run/checkpoints/latest")
