@@ -82,5 +82,11 @@ leftovers=$(find "$WORK" -maxdepth 1 -name 'full*.tmp')
 expect_clean_failure "prepare without the shell's trap" $? "$WORK/prepare2.err" \
   "cannot write '[^']*full2.h5.tmp' at byte [0-9]+: File too large"
 
+# 6. metrics.jsonl cannot grow (no checkpoints to fail first): the run stops with an error
+#    naming the file instead of losing its rows silently.
+limited 2 "$WORK/metrics.txt" "$WORK/metrics.err" "$TERNION" train "${ARGS[@]}" --set run.dir="$WORK/run_metrics" \
+  --set checkpoint.interval=0 --set train.steps=40
+expect_clean_failure "metrics" $? "$WORK/metrics.err" "cannot write to [^ ]*metrics.jsonl at step [0-9]+ \\(disk full\\?\\)"
+
 [ "$failures" -eq 0 ] || exit 1
 echo "disk full: ok"
