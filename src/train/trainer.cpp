@@ -220,6 +220,12 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
   double peak = on_cuda ? cuda_peak_flops(precision.compute) : measure_cpu_peak_flops();
   auto peak_measured_at = Clock::now();
   log_start(log, config, *gpt, *train_src, sampler, ctx, work.micro_batches, peak);
+  if (layout.pp > 1 && work.micro_batches < layout.pp)
+    warn << "ternion train: warning: " << work.micro_batches << " micro-batch(es) per step for " << layout.pp
+         << " pipeline stages: each stage idles about " << std::fixed << std::setprecision(0)
+         << 100.0 * (layout.pp - 1) / static_cast<double>(work.micro_batches + layout.pp - 1)
+         << "% of the step; raise train.global_batch_size or lower train.micro_batch_size\n"
+         << std::defaultfloat;
 
   TrainSummary summary;
   summary.start_step = start_step;
