@@ -6,7 +6,6 @@
 // tied embedding stay bit-identical; comm_bytes on pp is the activations' and the tied
 // gradient's traffic; a pipeline checkpoint resumes in one process on the same curve.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -14,9 +13,9 @@
 #include <sstream>
 
 #include "checkpoint/weights_file.h"
-#include "data/token_file.h"
 #include "parallel/context.h"
 #include "parallel/mpi_test_main.h"
+#include "train/corpus_environment.h"
 #include "train/trainer.h"
 #include "../../tests/reference/mini_json.h"
 
@@ -55,27 +54,8 @@ Config base_config(const std::string& run, int micro) {
   return c;
 }
 
-class PpEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    parallel::Communicator& world = parallel::testing::world();
-    std::string dir = (fs::temp_directory_path() / ("ternion_pp_" + std::to_string(::getpid()))).string();
-    g_dir = world.all_gather_strings(dir)[0];
-    if (world.rank() == 0) {
-      fs::remove_all(g_dir);
-      fs::create_directories(g_dir);
-      std::vector<int32_t> tokens;
-      for (int i = 0; i < 8000; ++i) tokens.push_back((i * 7 + (i / 13) % 5) % 40);
-      data::write_token_file((fs::path(g_dir) / "train.h5").string(), tokens, 64, "test");
-    }
-    world.barrier();
-  }
-  void TearDown() override {
-    parallel::testing::world().barrier();
-    if (parallel::testing::world().rank() == 0) fs::remove_all(g_dir);
-  }
-};
-::testing::Environment* const kEnvironment = ::testing::AddGlobalTestEnvironment(new PpEnvironment);
+::testing::Environment* const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new CorpusEnvironment("ternion_pp_", &g_dir));
 
 void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t from = 0) {
   ASSERT_EQ(ref.steps.size() - from, got.steps.size());

@@ -5,7 +5,6 @@
 // gradient reducer of the world group takes a parameter used inside and outside a
 // checkpointed region: one ready event, and the average of the plain gradients.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -14,10 +13,10 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "core/rng.h"
-#include "data/token_file.h"
 #include "parallel/context.h"
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_test_main.h"
+#include "train/corpus_environment.h"
 #include "train/trainer.h"
 #include "../../tests/reference/mini_json.h"
 
@@ -28,27 +27,8 @@ namespace fs = std::filesystem;
 
 std::string g_dir;
 
-class RecomputeEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    parallel::Communicator& world = parallel::testing::world();
-    const std::string dir = (fs::temp_directory_path() / ("ternion_recompute_" + std::to_string(::getpid()))).string();
-    g_dir = world.all_gather_strings(dir)[0];
-    if (world.rank() == 0) {
-      fs::remove_all(g_dir);
-      fs::create_directories(g_dir);
-      std::vector<int32_t> tokens;
-      for (int i = 0; i < 8000; ++i) tokens.push_back((i * 7 + (i / 13) % 5) % 40);
-      data::write_token_file((fs::path(g_dir) / "train.h5").string(), tokens, 64, "test");
-    }
-    world.barrier();
-  }
-  void TearDown() override {
-    parallel::testing::world().barrier();
-    if (parallel::testing::world().rank() == 0) fs::remove_all(g_dir);
-  }
-};
-::testing::Environment* const kEnvironment = ::testing::AddGlobalTestEnvironment(new RecomputeEnvironment);
+::testing::Environment* const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new CorpusEnvironment("ternion_recompute_", &g_dir));
 
 Tensor normal(const Shape& shape, uint64_t seed) {
   Tensor t = Tensor::empty(shape);
