@@ -65,6 +65,33 @@
   /* dlogits[N,V] = dloss / N * (softmax(logits) - onehot(targets)).                          */ \
   X(cross_entropy_backward, (const Tensor& logits, const Tensor& targets, const Tensor& lse,   \
                              double dloss, Tensor& dlogits))                                    \
+  /* Vocabulary-parallel embedding. This rank's table w[Vl,C] holds the rows [begin,         */ \
+  /* begin+count) of the whole [vocab,C] table in its first `count` rows (count <= Vl; the    */ \
+  /* rows after them are padding and never read or written). ids REQUIRE 0 <= id < vocab.     */ \
+  /* out[N,C] = w[idx[n]-begin] for ids in the range, 0 for the others (overwrite).           */ \
+  X(vocab_embedding_forward, (const Tensor& idx, const Tensor& w, int64_t begin, int64_t count, \
+                              int64_t vocab, Tensor& out))                                      \
+  /* dw[Vl,C] += dout[n,C] at row idx[n]-begin for ids in the range; the others add nothing.   */ \
+  X(vocab_embedding_backward, (const Tensor& idx, const Tensor& dout, int64_t begin,           \
+                               int64_t count, int64_t vocab, Tensor& dw))                       \
+  /* Vocabulary-parallel cross-entropy over logits[N,Vl] whose first `count` columns are the  */ \
+  /* vocabulary ids [begin, begin+count) (columns >= count are padding and ignored).          */ \
+  /* row_max, sums, lse and loss are f32 (f64 for f64 logits). targets REQUIRE                */ \
+  /* 0 <= t < vocab. The caller reduces row_max (max) and then sums (sum) over the group.     */ \
+  /* row_max[N] = max over v < count of logits[n,v], -inf if count == 0 (overwrite).          */ \
+  X(vocab_ce_max, (const Tensor& logits, int64_t count, Tensor& row_max))                       \
+  /* sums[2,N]: sums[0,n] = sum over v < count of exp(logits[n,v] - row_max[n]) (accumulated  */ \
+  /* in f64 on the CPU); sums[1,n] = logits[n, t_n - begin] if begin <= t_n < begin+count,    */ \
+  /* else 0 (overwrite).                                                                      */ \
+  X(vocab_ce_sums, (const Tensor& logits, const Tensor& targets, int64_t begin, int64_t count,  \
+                    int64_t vocab, const Tensor& row_max, Tensor& sums))                        \
+  /* lse[n] = row_max[n] + log(sums[0,n]); loss (scalar) = (1/N) sum_n (lse[n] - sums[1,n]),  */ \
+  /* summed in f64 in a fixed order, ascending n on the CPU (loss = 0 when N == 0).           */ \
+  X(vocab_ce_finish, (const Tensor& row_max, const Tensor& sums, Tensor& lse, Tensor& loss))    \
+  /* dlogits[N,Vl] = dloss / N * (exp(logits[n,v] - lse[n]) - [begin + v == t_n]) for         */ \
+  /* v < count, 0 for padding columns (overwrite). Having no vocab, it checks only t >= 0.    */ \
+  X(vocab_ce_backward, (const Tensor& logits, const Tensor& targets, int64_t begin,            \
+                        int64_t count, const Tensor& lse, double dloss, Tensor& dlogits))       \
   /* out = x * keep / (1 - p), keep[i] = uniform_at(key, stream, offset + i) >= p: `offset` */ \
   /* is the global index of x's first element, so a part of a tensor draws that part of the  */ \
   /* whole tensor's mask. The backward is the same kernel on dy with the same arguments.     */ \

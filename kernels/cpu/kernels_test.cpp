@@ -509,6 +509,255 @@ TEST(CrossEntropy, ForwardAndBackward) {
   EXPECT_EQ(loss.item(), 0.0);
 }
 
+// ---------------------------------------------------------------- vocabulary-parallel
+
+// Rank r of `parts` holds ids [V*r/parts, V*(r+1)/parts) of V (src/parallel's vocab_shard),
+// stored in a table of Vl = ceil(V/parts) + 2 rows: every part has padding, and that
+// padding holds kGarbage, so any read of it shows in a result.
+struct VocabPart {
+  int64_t begin, count;
+};
+constexpr int64_t kVocab = 37;  // a multiple of neither 2 nor 3
+constexpr double kGarbage = 1e30;
+
+std::vector<VocabPart> split_vocab(int64_t V, int64_t parts) {
+  std::vector<VocabPart> out;
+  for (int64_t r = 0; r < parts; ++r) {
+    out.push_back({V * r / parts, V * (r + 1) / parts - V * r / parts});
+  }
+  return out;
+}
+int64_t padded_rows(int64_t V, int64_t parts) { return (V + parts - 1) / parts + 2; }
+
+// Columns [begin, begin+count) of the rows of whole[rows, V], padded with `pad` to Vl columns.
+Vec part_columns(const Vec& whole, int64_t rows, int64_t V, VocabPart p, int64_t Vl, double pad) {
+  Vec out(static_cast<size_t>(rows * Vl), pad);
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t v = 0; v < p.count; ++v) out[n * Vl + v] = whole[n * V + p.begin + v];
+  }
+  return out;
+}
+// Rows [begin, begin+count) of whole[V, C], padded with `pad` to Vl rows.
+Vec part_rows(const Vec& whole, int64_t C, VocabPart p, int64_t Vl, double pad) {
+  Vec out(static_cast<size_t>(Vl * C), pad);
+  std::copy(whole.begin() + p.begin * C, whole.begin() + (p.begin + p.count) * C, out.begin());
+  return out;
+}
+
+TEST(VocabEmbedding, PartsSumToTheWholeTable) {
+  const int64_t V = kVocab, C = 70, N = 53;  // C > 64: two column blocks in the backward
+  std::vector<int64_t> ids = {0, V - 1, 18, 19, 12, 13, 24, 25, 18, 0};  // edges of the parts
+  std::mt19937 gen(40);
+  std::uniform_int_distribution<int64_t> any_id(0, V - 1);
+  while (static_cast<int64_t>(ids.size()) < N) ids.push_back(any_id(gen));
+  const Vec w = randn(V * C, 41), dout = randn(N * C, 42);
+  for (DType dt : {DType::f64, DType::f32}) {
+    for (DType idt : {DType::i32, DType::i64}) {
+      const Tensor idx = Tensor::from_vector<int64_t>(ids, {N}).to(idt);
+      Tensor whole_out = Tensor::empty({N, C}, dt), whole_dw = make(Vec(V * C, 1.0), {V, C}, dt);
+      embedding_forward(idx, make(w, {V, C}, dt), whole_out);
+      embedding_backward(idx, make(dout, {N, C}, dt), whole_dw);
+      const Vec want_out = get(whole_out), want_dw = get(whole_dw);
+      for (int64_t parts : {1, 2, 3}) {
+        const int64_t Vl = padded_rows(V, parts);
+        Vec sum(static_cast<size_t>(N * C), 0.0);
+        for (const VocabPart& p : split_vocab(V, parts)) {
+          const std::string what =
+              "parts=" + std::to_string(parts) + " begin=" + std::to_string(p.begin);
+          // Overwritten, also in the rows whose id another part holds.
+          Tensor out = Tensor::full({N, C}, 7.0, dt);
+          vocab_embedding_forward(idx, make(part_rows(w, C, p, Vl, kGarbage), {Vl, C}, dt), p.begin,
+                                  p.count, V, out);
+          const Vec o = get(out);
+          for (size_t i = 0; i < o.size(); ++i) sum[i] += o[i];
+          // dw starts as whole_dw did (ones) in its rows, kGarbage in its padding.
+          Tensor dw = make(part_rows(Vec(V * C, 1.0), C, p, Vl, kGarbage), {Vl, C}, dt);
+          Vec want = get(dw);  // the padding as stored, kGarbage rounded to the dtype
+          std::copy_n(want_dw.begin() + p.begin * C, p.count * C, want.begin());
+          vocab_embedding_backward(idx, make(dout, {N, C}, dt), p.begin, p.count, V, dw);
+          expect_near(get(dw), want, 0, "vocab_embedding_backward " + what);
+        }
+        expect_near(sum, want_out, 0, "vocab_embedding_forward parts=" + std::to_string(parts));
+      }
+    }
+  }
+}
+
+// Runs the vocabulary-parallel loss over `parts` parts, reducing as the group would (max of
+// row_max, then the sum of sums in the dtype), and returns {lse, loss}. `dlogits` gets each
+// part's backward from `lse_for_backward`, checked to be 0 in the padding columns.
+struct VocabLoss {
+  Vec lse;
+  double loss;
+};
+VocabLoss vocab_loss(const Vec& logits, const std::vector<int64_t>& tgt, int64_t V, int64_t parts,
+                     DType dt, double dloss, const Tensor& lse_for_backward, Vec& dlogits) {
+  const int64_t N = static_cast<int64_t>(tgt.size()), Vl = padded_rows(V, parts);
+  const Tensor t = Tensor::from_vector<int64_t>(tgt, {N});
+  std::vector<Tensor> part_logits;
+  Vec gmax(static_cast<size_t>(N), -INFINITY);
+  for (const VocabPart& p : split_vocab(V, parts)) {
+    part_logits.push_back(make(part_columns(logits, N, V, p, Vl, kGarbage), {N, Vl}, dt));
+    Tensor row_max = Tensor::full({N}, 5.0, dt);
+    vocab_ce_max(part_logits.back(), p.count, row_max);
+    const Vec m = get(row_max);
+    for (int64_t n = 0; n < N; ++n) gmax[n] = std::max(gmax[n], m[n]);
+  }
+  const Tensor row_max = make(gmax, {N}, dt);
+  Tensor total = Tensor::zeros({2, N}, dt);
+  for (size_t r = 0; r < part_logits.size(); ++r) {
+    const VocabPart p = split_vocab(V, parts)[r];
+    Tensor sums = Tensor::full({2, N}, 5.0, dt);
+    vocab_ce_sums(part_logits[r], t, p.begin, p.count, V, row_max, sums);
+    add(total, sums, total);  // the all-reduce, in the dtype
+  }
+  Tensor lse = Tensor::full({N}, 5.0, dt), loss = Tensor::scalar(5.0, dt);
+  vocab_ce_finish(row_max, total, lse, loss);
+  dlogits.assign(static_cast<size_t>(N * V), NAN);
+  for (size_t r = 0; r < part_logits.size(); ++r) {
+    const VocabPart p = split_vocab(V, parts)[r];
+    Tensor d = Tensor::full({N, Vl}, 5.0, dt);
+    vocab_ce_backward(part_logits[r], t.to(DType::i32), p.begin, p.count, lse_for_backward, dloss,
+                      d);
+    const Vec dv = get(d);
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t v = 0; v < Vl; ++v) {
+        if (v < p.count) dlogits[n * V + p.begin + v] = dv[n * Vl + v];
+        else EXPECT_EQ(dv[n * Vl + v], 0.0) << "padding column " << v << " of part " << r;
+      }
+    }
+  }
+  return {get(lse), loss.item()};
+}
+
+TEST(VocabCrossEntropy, PartsMatchTheWholeLoss) {
+  const int64_t V = kVocab;
+  const std::vector<int64_t> tgt = {0, V - 1, 18, 19, 12, 13, 24, 25, 30, 5, 5};
+  const int64_t N = static_cast<int64_t>(tgt.size());
+  const Vec logits = randn(N * V, 43, 3.0);
+  const double dloss = 0.8;
+  for (DType dt : {DType::f64, DType::f32}) {
+    const double tol = dt == DType::f64 ? 1e-14 : 1e-6;
+    const Tensor lt = make(logits, {N, V}, dt), t = Tensor::from_vector<int64_t>(tgt, {N});
+    Tensor lse = Tensor::empty({N}, dt), loss = Tensor::scalar(0.0, dt),
+           d = Tensor::empty({N, V}, dt);
+    cross_entropy_forward(lt, t, lse, loss);
+    cross_entropy_backward(lt, t, lse, dloss, d);
+    for (int64_t parts : {1, 2, 3}) {
+      const std::string what = std::string(dtype_name(dt)) + " parts=" + std::to_string(parts);
+      Vec dl;
+      const VocabLoss got = vocab_loss(logits, tgt, V, parts, dt, dloss, lse, dl);
+      expect_near(got.lse, get(lse), tol, "lse " + what);
+      EXPECT_NEAR(got.loss, loss.item(), tol * std::abs(loss.item())) << what;
+      // From the same lse, the backward is cross_entropy_backward's, column for column.
+      expect_near(dl, get(d), dt == DType::f64 ? 1e-15 : 1e-7, "dlogits " + what);
+    }
+  }
+}
+
+TEST(VocabParallel, ResultsIndependentOfThreads) {
+  const int saved = omp_get_max_threads();
+  const int64_t V = 3001, N = 67, C = 130;
+  const Vec logits = randn(N * V, 44, 3.0), dout = randn(N * C, 45);
+  std::vector<int64_t> tgt(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) tgt[n] = (n * 977) % V;
+  const VocabPart p = {1000, 1000};
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    Vec dl;
+    const Tensor lse = Tensor::zeros({N}, DType::f32);
+    const VocabLoss l = vocab_loss(logits, tgt, V, 3, DType::f32, 1.0, lse, dl);
+    Tensor dw = Tensor::zeros({p.count + 5, C});
+    vocab_embedding_backward(Tensor::from_vector<int64_t>(tgt, {N}), make(dout, {N, C}, DType::f32),
+                             p.begin, p.count, V, dw);
+    return std::vector<Vec>{l.lse, {l.loss}, dl, get(dw)};
+  };
+  const auto one = run(1), three = run(3);
+  omp_set_num_threads(saved);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(one[i], three[i]) << "output " << i;
+}
+
+TEST(VocabParallel, OutOfRangeIdsAndBadShapesThrow) {
+  const int64_t V = kVocab;
+  Tensor w = Tensor::zeros({21, 3}), out = Tensor::empty({2, 3});
+  expect_error(
+      [&] {
+        vocab_embedding_forward(Tensor::from_vector<int32_t>({1, 37}, {2}), w, 19, 18, V, out);
+      },
+      {"[vocab_embedding_forward]", "37", "V=37"});
+  expect_error(
+      [&] {
+        vocab_embedding_backward(Tensor::from_vector<int64_t>({-1, 0}, {2}), out, 0, 19, V, w);
+      },
+      {"[vocab_embedding_backward]", "-1", "V=37"});
+  expect_error([&] { vocab_embedding_forward(Tensor::zeros({2}, DType::i64), w, 0, 22, V, out); },
+               {"[vocab_embedding_forward]", "count 22", "Vl=21"});
+  expect_error([&] { vocab_embedding_forward(Tensor::zeros({2}, DType::i64), w, 20, 18, V, out); },
+               {"[vocab_embedding_forward]", "[20, 38)", "37"});
+  expect_error([&] { vocab_embedding_backward(Tensor::zeros({2}, DType::i64), out, -1, 18, V, w); },
+               {"[vocab_embedding_backward]", "[-1, 17)"});
+  expect_error(
+      [&] {
+        vocab_embedding_forward(Tensor::zeros({2}, DType::i64), Tensor::zeros({21}), 0, 18, V, out);
+      },
+      {"[vocab_embedding_forward]", "[Vl,C]"});
+
+  const Tensor logits = Tensor::zeros({2, 21}), row_max = Tensor::zeros({2});
+  Tensor sums = Tensor::empty({2, 2}), lse = Tensor::empty({2}), loss = Tensor::scalar(0.0);
+  expect_error(
+      [&] {
+        vocab_ce_sums(logits, Tensor::from_vector<int64_t>({0, 40}, {2}), 0, 19, V, row_max, sums);
+      },
+      {"[vocab_ce_sums]", "40", "V=37"});
+  expect_error(
+      [&] {
+        vocab_ce_sums(logits, Tensor::from_vector<int32_t>({-3, 0}, {2}), 19, 18, V, row_max, sums);
+      },
+      {"[vocab_ce_sums]", "-3", "V=37"});
+  expect_error(
+      [&] { vocab_ce_sums(logits, Tensor::zeros({2}, DType::i64), 0, 19, V, row_max, lse); },
+      {"[vocab_ce_sums]", "sums", "4 elements"});
+  expect_error(
+      [&] { vocab_ce_sums(logits, Tensor::zeros({2}, DType::i64), 30, 19, V, row_max, sums); },
+      {"[vocab_ce_sums]", "[30, 49)", "37"});
+  Tensor rm = Tensor::empty({2});
+  expect_error([&] { vocab_ce_max(logits, 22, rm); }, {"[vocab_ce_max]", "count 22", "Vl=21"});
+  Tensor rm3 = Tensor::empty({3});
+  expect_error([&] { vocab_ce_max(logits, 19, rm3); }, {"[vocab_ce_max]", "row_max", "2 elements"});
+  expect_error([&] { vocab_ce_finish(row_max, lse, lse, loss); },
+               {"[vocab_ce_finish]", "sums", "4 elements"});
+  expect_error([&] { vocab_ce_finish(row_max, sums, lse, sums); },
+               {"[vocab_ce_finish]", "loss", "1 elements"});
+  Tensor dl = Tensor::empty({2, 21});
+  expect_error(
+      [&] {
+        vocab_ce_backward(logits, Tensor::from_vector<int64_t>({0, -2}, {2}), 0, 19, lse, 1.0, dl);
+      },
+      {"[vocab_ce_backward]", "-2"});
+  expect_error(
+      [&] { vocab_ce_backward(logits, Tensor::zeros({2}, DType::i64), 0, 22, lse, 1.0, dl); },
+      {"[vocab_ce_backward]", "count 22"});
+  expect_error([&] { vocab_ce_max(Tensor::zeros({2, 21}, DType::i32), 19, rm); },
+               {"[vocab_ce_max]", "i32"});
+}
+
+TEST(VocabParallel, EmptyBatch) {
+  const int64_t V = kVocab, C = 4, Vl = 21;
+  const Tensor idx = Tensor::zeros({0}, DType::i64);
+  Tensor out = Tensor::empty({0, C}), dw = Tensor::full({Vl, C}, 2.0);
+  vocab_embedding_forward(idx, Tensor::zeros({Vl, C}), 19, 18, V, out);
+  vocab_embedding_backward(idx, Tensor::empty({0, C}), 19, 18, V, dw);
+  EXPECT_EQ(get(dw), Vec(Vl * C, 2.0));
+  const Tensor logits = Tensor::empty({0, Vl});
+  Tensor row_max = Tensor::empty({0}), sums = Tensor::empty({2, 0}), lse = Tensor::empty({0});
+  Tensor loss = Tensor::scalar(5.0), dl = Tensor::empty({0, Vl});
+  vocab_ce_max(logits, 18, row_max);
+  vocab_ce_sums(logits, idx, 19, 18, V, row_max, sums);
+  vocab_ce_finish(row_max, sums, lse, loss);
+  EXPECT_EQ(loss.item(), 0.0);
+  vocab_ce_backward(logits, idx, 19, 18, lse, 1.0, dl);
+}
+
 // ---------------------------------------------------------------- dropout
 
 TEST(Dropout, KeepRateScaleAndReproducibleMask) {

@@ -276,6 +276,93 @@ TEST_P(ComputeDtypes, Embedding) {
   EXPECT_THROW(cuda::embedding_forward(bad, gpu(randn({5, 4}, 30), dt()), out), Error);
 }
 
+// One rank's part of a vocabulary split three ways, as src/parallel's vocab_shard does:
+// ids [V*r/3, V*(r+1)/3) in the first `count` rows (columns) of kVocabRows, the rest padding.
+struct VocabPart {
+  int64_t begin, count;
+};
+VocabPart vocab_part(int64_t V, int64_t r) { return {V * r / 3, V * (r + 1) / 3 - V * r / 3}; }
+
+// t[N,Vl] (CPU, f32) with the columns from `count` on set to `value`.
+Tensor with_padding(const Tensor& t, int64_t count, float value) {
+  std::vector<float> v = t.to_vector<float>();
+  const int64_t Vl = t.size(-1);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (static_cast<int64_t>(i) % Vl >= count) v[i] = value;
+  }
+  return Tensor::from_vector(v, t.shape());
+}
+
+TEST_P(ComputeDtypes, VocabEmbedding) {
+  SKIP_WITHOUT_GPU();
+  const int64_t V = 1031, Vl = 350, N = 300, C = 77;  // N > V / 3: repeated ids accumulate
+  const Tensor idx = ids(N, V, 50, DType::i32), dout = rounded(randn({N, C}, 51), dt());
+  for (int64_t r = 0; r < 3; ++r) {
+    const VocabPart p = vocab_part(V, r);
+    const Tensor w = rounded(randn({Vl, C}, 52 + static_cast<uint32_t>(r)), dt());
+    Tensor out = Tensor::empty({N, C}), gout = gpu(Tensor::full({N, C}, 7.0), dt());
+    cpu::vocab_embedding_forward(idx, w, p.begin, p.count, V, out);
+    cuda::vocab_embedding_forward(idx.to(Device::cuda()), gpu(w, dt()), p.begin, p.count, V, gout);
+    expect_close(out, gout, {0, 0}, "vocab_embedding_forward");
+    // Padding rows of dw are never written: the CPU leaves them, so must the GPU.
+    Tensor dw = rounded(randn({Vl, C}, 55 + static_cast<uint32_t>(r)), dt()), gdw = gpu(dw, dt());
+    cpu::vocab_embedding_backward(idx, dout, p.begin, p.count, V, dw);
+    cuda::vocab_embedding_backward(idx.to(Device::cuda()), gpu(dout, dt()), p.begin, p.count, V,
+                                   gdw);
+    expect_close(dw, gdw, tol(kF32Loose), "vocab_embedding_backward (+=)");
+  }
+  const Tensor bad = Tensor::from_vector(std::vector<int32_t>{3, 1031}, {2}).to(Device::cuda());
+  Tensor out = gpu(Tensor::empty({2, C}), dt());
+  EXPECT_THROW(cuda::vocab_embedding_forward(bad, gpu(randn({Vl, C}, 58), dt()), 0, 343, V, out),
+               Error);
+}
+
+TEST_P(ComputeDtypes, VocabCrossEntropy) {
+  SKIP_WITHOUT_GPU();
+  const int64_t V = 50257, Vl = 16768, N = 13;  // Vl = ceil(V/3) rounded up to 64
+  const Tensor targets = ids(N, V, 60), gtargets = targets.to(Device::cuda());
+  for (int64_t r = 0; r < 3; ++r) {
+    const VocabPart p = vocab_part(V, r);
+    // Padding holds the largest logits: a kernel that read it would get another max and lse.
+    const Tensor logits = rounded(
+        with_padding(randn({N, Vl}, 61 + static_cast<uint32_t>(r), 2.0), p.count, 30.f), dt());
+    const Tensor glogits = gpu(logits, dt());
+    Tensor row_max = Tensor::empty({N}), grow_max = gpu(Tensor::empty({N}));
+    cpu::vocab_ce_max(logits, p.count, row_max);
+    cuda::vocab_ce_max(glogits, p.count, grow_max);
+    expect_close(row_max, grow_max, {0, 0}, "vocab_ce_max");
+    // A group max above this part's, as another rank would bring.
+    std::vector<float> m = row_max.to_vector<float>();
+    for (float& x : m) x += 0.5f;
+    const Tensor group_max = Tensor::from_vector(m, {N});
+    Tensor sums = Tensor::empty({2, N}), gsums = gpu(Tensor::empty({2, N}));
+    cpu::vocab_ce_sums(logits, targets, p.begin, p.count, V, group_max, sums);
+    cuda::vocab_ce_sums(glogits, gtargets, p.begin, p.count, V, gpu(group_max), gsums);
+    expect_close(sums, gsums, kF32Loose, "vocab_ce_sums");
+    Tensor lse = Tensor::empty({N}), loss = Tensor::empty({1});
+    Tensor glse = gpu(lse), gloss = gpu(loss);
+    cpu::vocab_ce_finish(group_max, sums, lse, loss);
+    cuda::vocab_ce_finish(gpu(group_max), gpu(sums), glse, gloss);
+    expect_close(lse, glse, kF32, "vocab_ce_finish lse");
+    expect_close(loss, gloss, kF32, "vocab_ce_finish loss");
+    Tensor dl = Tensor::empty({N, Vl}), gdl = gpu(Tensor::full({N, Vl}, 5.0), dt());
+    cpu::vocab_ce_backward(logits, targets, p.begin, p.count, lse, 2.0, dl);
+    cuda::vocab_ce_backward(glogits, gtargets, p.begin, p.count, gpu(lse), 2.0, gdl);
+    expect_close(dl, gdl, tol(kF32Loose), "vocab_ce_backward");
+    const std::vector<float> got = host(gdl).to_vector<float>();
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t v = p.count; v < Vl; ++v) {
+        ASSERT_EQ(got[n * Vl + v], 0.f) << "padding " << n << "," << v;
+      }
+    }
+  }
+  const Tensor bad = Tensor::from_vector(std::vector<int64_t>{0, V}, {2}).to(Device::cuda());
+  Tensor sums = gpu(Tensor::empty({2, 2}));
+  EXPECT_THROW(cuda::vocab_ce_sums(gpu(randn({2, Vl}, 64), dt()), bad, 0, 16752, V,
+                                   gpu(Tensor::zeros({2})), sums),
+               Error);
+}
+
 TEST_P(ComputeDtypes, DropoutSameMaskAsCpu) {
   SKIP_WITHOUT_GPU();
   for (double p : {0.0, 0.1, 0.5, 1.0}) {
