@@ -16,6 +16,11 @@ namespace ternion::autograd {
 
 // idx [B,T] (i32/i64), weight [V,C] -> [B,T,C]. Any leading shape of idx works.
 Tensor embedding(const Tensor& idx, const Tensor& weight);
+// The part of an embedding one vocabulary-parallel rank holds: weight [Vl, C] holds rows
+// [begin, begin + count) of the whole [vocab, C] table in its first count rows (the rest is
+// padding, never read). Ids in the range look up their row, the others give zeros, so the
+// sum over the ranks of a tensor-parallel group is the whole lookup (parallel/tensor_parallel.h).
+Tensor vocab_embedding(const Tensor& idx, const Tensor& weight, int64_t begin, int64_t count, int64_t vocab);
 // x [...,K] · w[N,K]ᵀ + b[N] -> [...,N]; b may be undefined (no bias).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 // a [...,M,K] @ b [...,K,N] -> [...,M,N]; batch dims equal, or b 2-D (shared).

@@ -1,6 +1,7 @@
 // Helpers for op implementations: deciding whether to record and wiring a node between
 // an op's inputs and outputs; and what checkpoint() and recomputable() need of the
-// engine. Only files of src/autograd include this.
+// engine. Only files that define differentiable ops include this (src/autograd, and the
+// collectives as ops of src/parallel/tensor_parallel.cpp).
 #pragma once
 
 #include <memory>

@@ -1,6 +1,7 @@
-# Topology, pipeline schedules, parallel context and data parallelism (built on comm.cmake's
+# Topology, pipeline schedules, parallel context, data parallelism and tensor parallelism's
+# collectives as autograd ops (built on comm.cmake's
 # ternion_comm).
-add_library(ternion_parallel topology.cpp pipeline_schedule.cpp context.cpp data_parallel.cpp)
+add_library(ternion_parallel topology.cpp pipeline_schedule.cpp context.cpp data_parallel.cpp tensor_parallel.cpp)
 target_link_libraries(ternion_parallel PUBLIC ternion_comm ternion_core PRIVATE ternion_autograd ternion_warnings)
 ternion_test(topology_test SOURCES topology_test.cpp LIBS ternion_parallel TIMEOUT 120)
 ternion_test(pipeline_schedule_test SOURCES pipeline_schedule_test.cpp LIBS ternion_parallel TIMEOUT 120)
@@ -9,4 +10,14 @@ if(TERNION_BUILD_TESTS)
   target_link_libraries(data_parallel_test PRIVATE ternion_parallel ternion_autograd ternion_mpi_test_main ternion_warnings)
   ternion_mpi_test(NAME data_parallel_test NP 2 TIMEOUT 120)
   ternion_mpi_test(NAME data_parallel_test NP 3 TIMEOUT 120)
+endif()
+
+# Tensor parallelism's collectives as autograd ops, each against its definition, with the
+# world as the tp group.
+if(TERNION_BUILD_TESTS)
+  add_executable(tensor_parallel_test tensor_parallel_test.cpp)
+  target_link_libraries(tensor_parallel_test PRIVATE ternion_parallel ternion_autograd ternion_mpi_test_main
+                        ternion_warnings)
+  ternion_mpi_test(NAME tensor_parallel_test NP 2 TIMEOUT 120)
+  ternion_mpi_test(NAME tensor_parallel_test NP 4 TIMEOUT 120)
 endif()

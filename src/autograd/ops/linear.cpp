@@ -104,6 +104,26 @@ class Embedding final : public Node {
   DType dtype_;
 };
 
+class VocabEmbedding final : public Node {
+ public:
+  VocabEmbedding(const Tensor& idx, const Tensor& w, int64_t begin, int64_t count, int64_t vocab)
+      : w_shape_(w.shape()), dtype_(w.dtype()), begin_(begin), count_(count), vocab_(vocab) {
+    save(idx);
+  }
+  std::string_view name() const override { return "VocabEmbedding"; }
+  std::vector<Tensor> backward(std::vector<Tensor>& grads) override {
+    const Tensor& idx = saved(0);
+    Tensor dw = Tensor::zeros(w_shape_, dtype_, idx.device());
+    TN_KERNEL(vocab_embedding_backward, idx.device(), idx, rows(grads[0]), begin_, count_, vocab_, dw);
+    return {Tensor(), dw};
+  }
+
+ private:
+  Shape w_shape_;
+  DType dtype_;
+  int64_t begin_, count_, vocab_;
+};
+
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -168,6 +188,25 @@ Tensor embedding(const Tensor& idx, const Tensor& weight) {
   out_shape.push_back(weight.size(1));
   out = out.view(out_shape);
   record<Embedding>({idx, weight}, {out}, flat, weight);
+  return out;
+}
+
+Tensor vocab_embedding(const Tensor& idx, const Tensor& weight, int64_t begin, int64_t count, int64_t vocab) {
+  check_index(idx, "vocab_embedding", "indices");
+  check_float(weight, "vocab_embedding", "weight");
+  TN_CHECK(weight.ndim() == 2, "vocab_embedding", "weight must be [Vl, C], got ", weight.str());
+  TN_CHECK(begin >= 0 && count >= 0 && count <= weight.size(0) && begin + count <= vocab, "vocab_embedding",
+           "rows [", begin, ", ", begin + count, ") of a vocabulary of ", vocab, " do not fit the table ",
+           weight.str());
+  TN_CHECK(idx.device() == weight.device(), "vocab_embedding", "device mismatch: ", idx.str(), " vs ",
+           weight.str());
+  Tensor flat = idx.contiguous().view({idx.numel()});
+  Tensor out = Tensor::empty({idx.numel(), weight.size(1)}, weight.dtype(), weight.device());
+  TN_KERNEL(vocab_embedding_forward, weight.device(), flat, weight.contiguous(), begin, count, vocab, out);
+  Shape out_shape = idx.shape();
+  out_shape.push_back(weight.size(1));
+  out = out.view(out_shape);
+  record<VocabEmbedding>({idx, weight}, {out}, flat, weight, begin, count, vocab);
   return out;
 }
 
