@@ -5,10 +5,15 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "core/rng.h"
+#include "parallel/tensor_parallel.h"
 
 namespace ternion::model {
 
 using namespace autograd;
+using parallel::all_gather_from_sp;
+using parallel::copy_to_tp;
+using parallel::reduce_from_tp;
+using parallel::reduce_scatter_to_sp;
 
 namespace {
 
@@ -41,12 +46,14 @@ int Gpt::add_param(std::string name, Shape shape, Split split, double init_std, 
   std::vector<Box> boxes;
   switch (t == 1 ? Split::kReplicated : split) {  // one rank holds every parameter whole
     case Split::kReplicated: boxes = whole_box(shape); break;
-    case Split::kColumn:
-    case Split::kVocab: {
+    case Split::kColumn: {
       const auto [b, e] = range(shape[0]);
       boxes = {range_box(shape, 0, b, e)};
       break;
     }
+    case Split::kVocab:  // this rank's vocabulary rows, then padding
+      boxes = {range_box(shape, 0, vocab_.begin, vocab_.begin + vocab_.count)};
+      break;
     case Split::kColumnQkv: {  // the q, k and v rows of this rank's heads
       const int64_t third = shape[0] / 3;
       const auto [b, e] = range(third);
@@ -59,8 +66,10 @@ int Gpt::add_param(std::string name, Shape shape, Split split, double init_std, 
       break;
     }
   }
-  Parameter p = make_parameter(std::move(name), std::move(shape), std::move(boxes), config_.device);
+  const int64_t padding = t > 1 && split == Split::kVocab ? vocab_.rows - vocab_.count : 0;
+  Parameter p = make_parameter(std::move(name), std::move(shape), std::move(boxes), config_.device, padding);
   p.tp_replicated = split == Split::kReplicated;
+  p.grad_summed_over_tp = p.tp_replicated && sp();
   p.primary = !p.tp_replicated || shard_.tp_rank == 0;
   p.init_std = init_std;
   p.init_value = init_value;
@@ -69,7 +78,8 @@ int Gpt::add_param(std::string name, Shape shape, Split split, double init_std, 
   return static_cast<int>(params_.size()) - 1;
 }
 
-Gpt::Gpt(const GptConfig& config, const GptShard& shard) : config_(config), shard_(shard) {
+Gpt::Gpt(const GptConfig& config, const GptShard& shard, parallel::Communicator* tp)
+    : config_(config), shard_(shard), tp_(tp) {
   check_config(config_);
   const int64_t L = config_.n_layer;
   if (shard_.num_layers < 0) shard_.num_layers = L - shard_.first_layer;
@@ -82,6 +92,13 @@ Gpt::Gpt(const GptConfig& config, const GptShard& shard) : config_(config), shar
            " is not divisible by the tensor-parallel size ", shard_.tp_size);
   TN_CHECK(config_.vocab_size >= shard_.tp_size, "model", "model.vocab_size = ", config_.vocab_size,
            " is smaller than the tensor-parallel size ", shard_.tp_size);
+  TN_CHECK(!tp_ || shard_.tp_size == 1 || (tp_->size() == shard_.tp_size && tp_->rank() == shard_.tp_rank), "model",
+           "tensor-parallel rank ", shard_.tp_rank, " of ", shard_.tp_size, " was given ", tp_->describe(),
+           " as its group, where this process is rank ", tp_->rank());
+  TN_CHECK(!sp() || config_.block_size % shard_.tp_size == 0, "model", "sequence parallelism splits the ",
+           "block's tokens over the tensor-parallel group: model.block_size = ", config_.block_size,
+           " must be divisible by parallel.tp = ", shard_.tp_size);
+  vocab_ = parallel::vocab_shard(config_.vocab_size, shard_.tp_rank, shard_.tp_size);
   const int64_t C = config_.n_embd, V = config_.vocab_size;
   const double std = 0.02, proj_std = 0.02 / std::sqrt(2.0 * static_cast<double>(L));
   if (shard_.embeddings) {
@@ -128,18 +145,45 @@ Tensor Gpt::weight(int i) const {
 
 void Gpt::require(bool holds, const char* what) const {
   TN_CHECK(holds, "model", "this shard (layers ", shard_.first_layer, "..", shard_.first_layer + shard_.num_layers,
-           ", embeddings ", shard_.embeddings ? "yes" : "no", ", head ", shard_.head ? "yes" : "no", ") does not hold ",
-           what);
-  // The tensor-parallel forward (collectives between the column- and row-parallel
-  // halves, vocabulary-parallel loss) is not part of this model yet: its parameters are.
-  TN_CHECK(shard_.tp_size == 1, "model", "the forward of a tensor-parallel shard (tp size ", shard_.tp_size,
-           ") is not available; build the model with tp size 1");
+           ", embeddings ", shard_.embeddings ? "yes" : "no", ", head ", shard_.head ? "yes" : "no", ", tp rank ",
+           shard_.tp_rank, " of ", shard_.tp_size, ") does not hold ", what);
 }
 
-bool Gpt::is_whole() const {
-  return shard_.embeddings && shard_.head && shard_.first_layer == 0 && shard_.num_layers == config_.n_layer &&
-         shard_.tp_size == 1;
+bool Gpt::holds_all_layers() const {
+  return shard_.embeddings && shard_.head && shard_.first_layer == 0 && shard_.num_layers == config_.n_layer;
 }
+
+Shape Gpt::activation_shape(int64_t B, int64_t T) const {
+  if (sp()) return {B * T / shard_.tp_size, config_.n_embd};
+  return {B, T, config_.n_embd};
+}
+
+uint64_t Gpt::element_offset(const DropoutContext& d, int64_t tokens, int64_t T) const {
+  const auto C = static_cast<uint64_t>(config_.n_embd);
+  uint64_t first = static_cast<uint64_t>(d.sample_offset) * static_cast<uint64_t>(T) * C;
+  if (sp()) first += static_cast<uint64_t>(shard_.tp_rank) * static_cast<uint64_t>(tokens) * C;
+  return first;
+}
+
+parallel::Communicator& Gpt::tp() const {
+  TN_CHECK(tp_, "model", "the forward of a tensor-parallel shard (rank ", shard_.tp_rank, " of ", shard_.tp_size,
+           ") needs its tensor-parallel group; this model was built without one");
+  return *tp_;
+}
+
+Tensor Gpt::enter_tp(const Tensor& h, int64_t T) const {
+  if (shard_.tp_size == 1) return h;
+  if (!sp()) return copy_to_tp(h, tp());
+  const int64_t tokens = h.size(0) * shard_.tp_size;
+  return all_gather_from_sp(h, {tokens / T, T, config_.n_embd}, tp());
+}
+
+Tensor Gpt::leave_tp(const Tensor& partial) const {
+  if (shard_.tp_size == 1) return partial;
+  return sp() ? reduce_scatter_to_sp(partial, tp()) : reduce_from_tp(partial, tp());
+}
+
+bool Gpt::is_whole() const { return holds_all_layers() && shard_.tp_size == 1; }
 
 int64_t Gpt::num_parameters() const {
   const int64_t C = config_.n_embd;
@@ -157,12 +201,15 @@ double Gpt::flops_per_token() const {
   return 6.0 * n + 6.0 * static_cast<double>(config_.n_layer * config_.n_embd * config_.block_size);
 }
 
-Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective) const {
-  const int64_t B = x.size(0), T = x.size(1), C = config_.n_embd, H = config_.n_head;
+Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective,
+                          int64_t T) const {
+  const int64_t tp = shard_.tp_size, C = config_.n_embd, H = config_.n_head / tp, Cl = C / tp;
+  const int64_t B = sp() ? x.size(0) * tp / T : x.size(0);
   const double p = d.active ? config_.dropout : 0.0;
   // Element (b, t, c) of this micro-batch is element (sample_offset + b, t, c) of the
-  // step's global batch: its mask is that element's.
-  const uint64_t offset = static_cast<uint64_t>(d.sample_offset) * static_cast<uint64_t>(T * C);
+  // step's global batch: its mask is that element's (with sequence parallelism x holds
+  // this rank's tokens, which start at element_offset).
+  const uint64_t offset = element_offset(d, sp() ? x.size(0) : B * T, T);
   auto drop = [&](const Tensor& t, uint64_t site) {
     return dropout(t, p, d.key, dropout_stream(d.step, config_.n_layer, 1 + kSitesPerLayer * b.layer + site),
                    offset);
@@ -172,17 +219,23 @@ Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext&
     return selective ? recomputable(fn, in) : fn(in);
   };
   const RecomputeFn ln = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2]); };
-  // Attention: [B,T,C] -> q, k, v [B,H,T,D] -> [B,T,C].
+  // A row-parallel layer: this rank's partial product, reduced over tp, then the bias
+  // once (one fused linear without tensor parallelism).
+  auto row_parallel = [&](const Tensor& in, int w, int bias) {
+    if (tp == 1) return linear(in, weight(w), weight(bias));
+    return add(leave_tp(linear(in, weight(w))), weight(bias));
+  };
+  // Attention over this rank's H heads: [B,T,C] -> q, k, v [B,H,T,D] -> [B,T,H·D].
   Tensor h = cheap(ln, {x, weight(b.wln1), weight(b.bln1)});
-  auto qkv = split(linear(h, weight(b.wattn), weight(b.battn)), {C, C, C}, 2);
-  auto heads = [&](const Tensor& t) { return transpose(reshape(t, {B, T, H, C / H}), 1, 2); };
-  Tensor a = cheap([B, T, C](const std::vector<Tensor>& in) { return reshape(transpose(in[0], 1, 2), {B, T, C}); },
+  auto qkv = split(linear(enter_tp(h, T), weight(b.wattn), weight(b.battn)), {Cl, Cl, Cl}, 2);
+  auto heads = [&](const Tensor& t) { return transpose(reshape(t, {B, T, H, C / config_.n_head}), 1, 2); };
+  Tensor a = cheap([B, T, Cl](const std::vector<Tensor>& in) { return reshape(transpose(in[0], 1, 2), {B, T, Cl}); },
                    {causal_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]))});
-  Tensor y = add(x, drop(linear(a, weight(b.wproj), weight(b.bproj)), 0));
-  // MLP: [B,T,C] -> [B,T,4C] -> [B,T,C].
-  Tensor fc = linear(cheap(ln, {y, weight(b.wln2), weight(b.bln2)}), weight(b.wfc), weight(b.bfc));
+  Tensor y = add(x, drop(row_parallel(a, b.wproj, b.bproj), 0));
+  // MLP: [B,T,C] -> [B,T,4C/tp] -> [B,T,C].
+  Tensor fc = linear(enter_tp(cheap(ln, {y, weight(b.wln2), weight(b.bln2)}), T), weight(b.wfc), weight(b.bfc));
   Tensor m = cheap([](const std::vector<Tensor>& in) { return gelu(in[0]); }, {fc});
-  return add(y, drop(linear(m, weight(b.wmlp), weight(b.bmlp)), 1));
+  return add(y, drop(row_parallel(m, b.wmlp, b.bmlp), 1));
 }
 
 Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
@@ -193,15 +246,35 @@ Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
            config_.block_size);
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(t);
-  Tensor tok = embedding(idx, weight(wte_));  // [B,T,C]
-  Tensor pe = embedding(Tensor::from_vector(pos, {T}).to(idx.device()), weight(wpe_));  // [T,C]
-  const uint64_t offset = static_cast<uint64_t>(d.sample_offset) * static_cast<uint64_t>(T * config_.n_embd);
+  const int64_t tp = shard_.tp_size;
+  Tensor tok;  // [B,T,C], or this rank's tokens with sequence parallelism
+  if (tp == 1) {
+    tok = embedding(idx, weight(wte_));
+  } else {  // each rank looks up its vocabulary rows; the parts add up to the lookup
+    TN_CHECK(!sp() || (idx.numel() % tp == 0), "model", "sequence parallelism: the ", idx.numel(),
+             " tokens of ", idx.str(), " do not split over parallel.tp = ", tp);
+    tok = leave_tp(vocab_embedding(idx, weight(wte_), vocab_.begin, vocab_.count, vocab_.vocab));
+  }
+  if (sp()) {  // this rank's tokens' positions
+    const int64_t n = tok.size(0), first = shard_.tp_rank * n;
+    pos.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>((first + i) % T);
+  }
+  Tensor pe = embedding(Tensor::from_vector(pos, {static_cast<int64_t>(pos.size())}).to(idx.device()),
+                        weight(wpe_));  // [T,C], or [tokens, C]
+  const uint64_t offset = element_offset(d, sp() ? tok.size(0) : idx.numel(), T);
   return dropout(add(tok, pe), d.active ? config_.dropout : 0.0, d.key, dropout_stream(d.step, config_.n_layer, 0),
                  offset);
 }
 
-Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d) const {
-  require(true, "its blocks");
+Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d, int64_t seq_len) const {
+  TN_CHECK(sp() || (input.ndim() == 3 && input.size(2) == config_.n_embd), "model",
+           "blocks need the activation [B, T, ", config_.n_embd, "], got ", input.str());
+  TN_CHECK(!sp() || (seq_len > 0 && input.ndim() == 2 && input.size(1) == config_.n_embd &&
+                     (input.size(0) * shard_.tp_size) % seq_len == 0),
+           "model", "with sequence parallelism blocks need this rank's tokens [B*T/tp, ", config_.n_embd,
+           "] and the sequence length T, got ", input.str(), " and T = ", seq_len);
+  const int64_t T = sp() ? seq_len : input.size(1);
   Tensor x = input;
   const auto chosen = static_cast<size_t>(config_.checkpoint_layers);
   for (size_t i = 0; i < blocks_.size(); ++i) {
@@ -209,11 +282,11 @@ Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d) const {
     const ActivationCheckpointing mode =
         chosen == 0 || i < chosen ? config_.activation_checkpointing : ActivationCheckpointing::kNone;
     if (mode == ActivationCheckpointing::kFull) {
-      x = checkpoint([this, &b, d](const std::vector<Tensor>& in) {
-            return std::vector<Tensor>{block_forward(b, in[0], d, false)};
+      x = checkpoint([this, &b, d, T](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{block_forward(b, in[0], d, false, T)};
           }, {x})[0];
     } else {
-      x = block_forward(b, x, d, mode == ActivationCheckpointing::kSelective);
+      x = block_forward(b, x, d, mode == ActivationCheckpointing::kSelective, T);
     }
   }
   return x;
@@ -221,14 +294,20 @@ Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d) const {
 
 Tensor Gpt::head_logits(const Tensor& x) const {
   require(shard_.head, "the head");
+  TN_CHECK(shard_.tp_size == 1, "model", "the whole logits of a tensor-parallel shard (tp size ", shard_.tp_size,
+           ") exist on no rank; use head_loss, or sample from the exported model.h5");
   Tensor h = layer_norm(x, weight(lnf_w_), weight(lnf_b_));
   return linear(h, weight(wte_));  // tied head: h · wteᵀ, [B,T,V]
 }
 
 Tensor Gpt::head_loss(const Tensor& x, const Tensor& targets) const {
-  TN_CHECK(targets.ndim() == 2 && x.ndim() == 3 && targets.size(0) == x.size(0) && targets.size(1) == x.size(1),
-           "model", "targets ", targets.str(), " must be [B, T] of the activations ", x.str());
-  return cross_entropy(head_logits(x), targets);
+  TN_CHECK(targets.ndim() == 2 && x.shape() == activation_shape(targets.size(0), targets.size(1)), "model",
+           "targets ", targets.str(), " must be [B, T] of the activations ", x.str());
+  if (shard_.tp_size == 1) return cross_entropy(head_logits(x), targets);
+  require(shard_.head, "the head");
+  Tensor h = enter_tp(layer_norm(x, weight(lnf_w_), weight(lnf_b_)), targets.size(1));
+  Tensor logits = linear(h, weight(wte_));  // this rank's vocabulary columns (and padding)
+  return parallel::vocab_parallel_cross_entropy(logits, targets, vocab_, tp());
 }
 
 Tensor Gpt::logits(const Tensor& idx) const {
@@ -237,10 +316,10 @@ Tensor Gpt::logits(const Tensor& idx) const {
 }
 
 Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, const DropoutContext& d) const {
-  require(is_whole(), "the whole model");
+  require(holds_all_layers(), "every layer");
   TN_CHECK(targets.shape() == idx.shape(), "model", "targets ", targets.str(), " must match inputs ",
            idx.str());
-  return head_loss(blocks(embed(idx, d), d), targets);
+  return head_loss(blocks(embed(idx, d), d, idx.ndim() == 2 ? idx.size(1) : -1), targets);
 }
 
 Tensor Gpt::loss(const Tensor& idx, const Tensor& targets, uint64_t dropout_key, uint64_t step,

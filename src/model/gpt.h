@@ -15,6 +15,8 @@
 
 #include "core/tensor.h"
 #include "model/parameter.h"
+#include "parallel/communicator.h"
+#include "parallel/tensor_parallel.h"
 
 namespace ternion::model {
 
@@ -51,6 +53,18 @@ struct GptConfig {
 // stage), whether it holds the embeddings (first stage) and ln_f with the head (last
 // stage), and its tensor-parallel rank among tp_size. The default is the whole model.
 // A stage that holds the head but not the embeddings keeps a tied copy of wte.
+//
+// Tensor parallelism (tp_size > 1, Megatron-LM's layout): attn.c_attn holds the q, k and v
+// rows of this rank's n_head/tp heads (three boxes) and mlp.c_fc its 4C/tp rows
+// (column-parallel); both c_proj hold the matching C/tp columns (row-parallel), their
+// biases added once after the all-reduce; wte holds this rank's vocabulary rows
+// (parallel::vocab_shard, padded to a multiple of 64 rows), which the embedding looks up
+// and the tied head turns into this rank's logits for the vocabulary-parallel loss.
+// LayerNorms, wpe and the row-parallel biases are replicated.
+// sequence_parallel (with tp_size > 1): the LayerNorm, dropout and residual regions hold
+// this rank's B·T/tp tokens ([B·T/tp, C], parallel/tensor_parallel.h); the column-parallel
+// inputs are all-gathered and the row-parallel outputs reduce-scattered instead of
+// all-reduced, and the replicated parameters' gradients are summed over tp.
 struct GptShard {
   int64_t first_layer = 0;
   int64_t num_layers = -1;  // -1: every layer from first_layer on
@@ -58,6 +72,7 @@ struct GptShard {
   bool head = true;
   int tp_rank = 0;
   int tp_size = 1;
+  bool sequence_parallel = false;
 };
 
 // Whether dropout is on (training) and what selects the masks of one micro-batch: the
@@ -75,8 +90,11 @@ struct DropoutContext {
 class Gpt {
  public:
   // Builds the shard's parameters (uninitialised). Throws naming the key when the sizes
-  // do not fit or the shard lies outside the model.
-  explicit Gpt(const GptConfig& config, const GptShard& shard = {});
+  // do not fit or the shard lies outside the model. The forward of a shard with
+  // tp_size > 1 needs its tensor-parallel group `tp` (size tp_size, this process rank
+  // tp_rank), which must outlive the model and every graph it records; without one the
+  // shard only describes its parameters (checkpoint tools, tests).
+  explicit Gpt(const GptConfig& config, const GptShard& shard = {}, parallel::Communicator* tp = nullptr);
 
   // Initialises every parameter as a pure function of (seed, name, global index):
   // weights N(0, 0.02), both c_proj weights N(0, 0.02/sqrt(2L)), biases 0, LN weight 1.
@@ -84,16 +102,23 @@ class Gpt {
   // starts identical.
   void init(uint64_t seed);
 
-  // The forward in stage pieces (a pipeline stage runs the ones it holds):
-  // embed: idx [B,T] (i32) -> x [B,T,C] (token + position embedding, dropout).
+  // The forward in stage pieces (a pipeline stage runs the ones it holds). Between them
+  // flows the activation, [B,T,C], or with sequence parallelism this rank's tokens
+  // [B·T/tp, C] (activation_shape).
+  // embed: idx [B,T] (i32) -> x (token + position embedding, dropout).
   Tensor embed(const Tensor& idx, const DropoutContext& d = {}) const;
-  // This shard's blocks: x [B,T,C] -> [B,T,C].
-  Tensor blocks(const Tensor& x, const DropoutContext& d = {}) const;
-  // ln_f, the tied head and the mean cross-entropy over the B*T tokens: x [B,T,C],
-  // targets [B,T] -> scalar (f32 on config.device, f64 when the parameters are f64).
+  // This shard's blocks: x -> x. seq_len is T; needed with sequence parallelism (where x
+  // does not show it), read from x otherwise.
+  Tensor blocks(const Tensor& x, const DropoutContext& d = {}, int64_t seq_len = -1) const;
+  // ln_f, the tied head and the mean cross-entropy over the B*T tokens: x, targets [B,T]
+  // -> scalar (f32 on config.device, f64 when the parameters are f64); with tensor
+  // parallelism the vocabulary-parallel loss, equal on every tp rank.
   Tensor head_loss(const Tensor& x, const Tensor& targets) const;
-  // ln_f and the tied head: x [B,T,C] -> logits [B,T,V].
+  // ln_f and the tied head: x [B,T,C] -> logits [B,T,V] (tp size 1 only: no tp rank
+  // ever holds the whole logits).
   Tensor head_logits(const Tensor& x) const;
+  // The activation's shape for B samples of T tokens.
+  Shape activation_shape(int64_t B, int64_t T) const;
 
   // The whole chain, for a shard holding the whole model: idx, targets [B,T] -> loss.
   // Without a DropoutContext (or with an inactive one) no dropout: evaluation.
@@ -107,6 +132,10 @@ class Gpt {
   const GptConfig& config() const { return config_; }
   const GptShard& shard() const { return shard_; }
   bool is_whole() const;  // holds every layer, the embeddings and the head, tp size 1
+  // Every layer, the embeddings and the head, of any tp size (loss() runs on it).
+  bool holds_all_layers() const;
+  // This rank's vocabulary rows of wte (the whole vocabulary at tp size 1).
+  const parallel::VocabShard& vocab_shard() const { return vocab_; }
   std::vector<Parameter>& parameters() { return params_; }
   const std::vector<Parameter>& parameters() const { return params_; }
   // The whole model's parameter count (every shard answers the same; the tied head once).
@@ -123,7 +152,15 @@ class Gpt {
     int wln1, bln1, wattn, battn, wproj, bproj, wln2, bln2, wfc, bfc, wmlp, bmlp;  // indices
   };
   // selective: the cheap tensors are recomputable() (ActivationCheckpointing::kSelective).
-  Tensor block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective) const;
+  Tensor block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective, int64_t T) const;
+  bool sp() const { return shard_.sequence_parallel && shard_.tp_size > 1; }
+  // With sequence parallelism, global index of this rank's first activation element of a
+  // micro-batch whose first sample is sample_offset (dropout masks).
+  uint64_t element_offset(const DropoutContext& d, int64_t tokens, int64_t T) const;
+  // Into and out of a tensor-parallel region (identity at tp size 1).
+  Tensor enter_tp(const Tensor& h, int64_t T) const;
+  Tensor leave_tp(const Tensor& partial) const;
+  parallel::Communicator& tp() const;  // throws when built without one
   // kind: how the parameter is split over tp (see gpt.cpp).
   enum class Split { kReplicated, kColumn, kColumnQkv, kRow, kVocab };
   int add_param(std::string name, Shape shape, Split split, double init_std, double init_value, bool decay);
@@ -133,6 +170,8 @@ class Gpt {
 
   GptConfig config_;
   GptShard shard_;
+  parallel::Communicator* tp_ = nullptr;
+  parallel::VocabShard vocab_;
   std::vector<Parameter> params_;
   std::vector<Block> blocks_;
   int wte_ = -1, wpe_ = -1, lnf_w_ = -1, lnf_b_ = -1;

@@ -59,7 +59,8 @@ Box range_box(const Shape& global_shape, int dim, int64_t begin, int64_t end) {
   return b;
 }
 
-Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> boxes, Device device) {
+Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> boxes, Device device,
+                         int64_t padding_rows) {
   TN_CHECK(!boxes.empty(), "parameter", name, ": no boxes");
   const size_t nd = global_shape.size();
   int64_t rows = 0;
@@ -79,14 +80,19 @@ Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> 
     rows += nd ? b.shape[0] : 1;
   }
   TN_CHECK(nd > 0 || boxes.size() == 1, "parameter", name, ": a scalar has one box");
+  TN_CHECK(padding_rows >= 0 && (nd > 0 || padding_rows == 0), "parameter", name, ": ", padding_rows,
+           " padding rows");
+  rows += padding_rows;
   Shape local = nd ? boxes[0].shape : Shape{};
   if (nd) local[0] = rows;
   Parameter p;
   p.name = std::move(name);
-  p.tensor = Tensor::empty(local, DType::f32, device);
+  // Padding rows are zero from the start, whatever fills the boxes later.
+  p.tensor = padding_rows > 0 ? Tensor::zeros(local, DType::f32, device) : Tensor::empty(local, DType::f32, device);
   autograd::set_requires_grad(p.tensor);
   p.global_shape = std::move(global_shape);
   p.boxes = std::move(boxes);
+  p.padding_rows = padding_rows;
   return p;
 }
 
@@ -94,6 +100,7 @@ void init_parameter(Parameter& p, uint64_t seed) {
   const bool on_host = p.tensor.device().is_cpu();
   Tensor host = on_host ? p.tensor : Tensor::empty(p.tensor.shape(), p.tensor.dtype());
   if (p.init_std > 0) {
+    if (p.padding_rows > 0) host.fill_(0.0);
     for (size_t k = 0; k < p.boxes.size(); ++k) {
       Tensor part = Tensor::empty(p.boxes[k].shape, host.dtype());
       init_normal(part, seed, p.name, 0.0, p.init_std, p.global_shape, p.boxes[k].offsets);
@@ -103,6 +110,7 @@ void init_parameter(Parameter& p, uint64_t seed) {
     }
   } else {
     host.fill_(p.init_value);
+    if (p.padding_rows > 0) host.slice(0, host.size(0) - p.padding_rows, host.size(0)).fill_(0.0);
   }
   if (!on_host) p.tensor.copy_(host);
 }

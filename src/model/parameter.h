@@ -50,6 +50,13 @@ struct Parameter {
   double init_std = 0;    // N(0, init_std) for weights; 0 with init_value for LN/bias
   double init_value = 0;
   bool weight_decay = false;  // AdamW decays parameters with two or more dims
+  // Each tp rank computes only a part of this tp-replicated parameter's gradient (with
+  // sequence parallelism it saw only its own tokens): the step sums the gradient over tp
+  // before anything reads it.
+  bool grad_summed_over_tp = false;
+  // Rows of `tensor` after the boxes that belong to no box (the vocabulary padding of a
+  // tensor-parallel wte): zero, never read by the model, stored or exported.
+  int64_t padding_rows = 0;
 
   // Box k's rows of `tensor` (a view).
   Tensor part(size_t k) const;
@@ -60,15 +67,18 @@ struct Parameter {
 
 // Validates the boxes against the global shape (inside it, the trailing dims of every box
 // equal, no two boxes overlapping) and allocates the stacked tensor (f32, uninitialised)
-// on `device`. Throws naming the parameter and the box.
-Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> boxes, Device device);
+// on `device`, with `padding_rows` more rows after the boxes (zero). Throws naming the parameter
+// and the box.
+Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> boxes, Device device,
+                         int64_t padding_rows = 0);
 // The whole tensor as one box.
 std::vector<Box> whole_box(const Shape& global_shape);
 // Rows [begin, end) of dim `dim` of the global shape (the other dims whole).
 Box range_box(const Shape& global_shape, int dim, int64_t begin, int64_t end);
 
 // Initial values as a pure function of (seed, name, global index): N(0, init_std) box by
-// box at its global offsets, or init_value. Drawn on the host, copied to the device.
+// box at its global offsets, or init_value; padding rows 0. Drawn on the host, copied to
+// the device.
 void init_parameter(Parameter& p, uint64_t seed);
 
 // Copies this rank's boxes out of `full` (the whole global tensor, any host float dtype).
