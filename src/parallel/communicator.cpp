@@ -116,6 +116,24 @@ void Communicator::count(int64_t bytes) {
 
 int64_t Communicator::bytes_sent() const { return bytes_sent_.load(std::memory_order_relaxed); }
 
+double Communicator::blocking_seconds() const { return 1e-9 * static_cast<double>(blocking_ns_.load()); }
+
+// Adds the wall time of its scope to the group's blocking time.
+class Communicator::BlockingTimer {
+ public:
+  explicit BlockingTimer(Communicator& c) : c_(c), t0_(std::chrono::steady_clock::now()) {}
+  ~BlockingTimer() {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_);
+    if (c_.size() > 1) c_.blocking_ns_.fetch_add(ns.count(), std::memory_order_relaxed);
+  }
+  BlockingTimer(const BlockingTimer&) = delete;
+  BlockingTimer& operator=(const BlockingTimer&) = delete;
+
+ private:
+  Communicator& c_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
 // nccl-tests' bus bytes: all-reduce 2(n-1)/n·S; gathers and scatters (n-1)/n of the full buffer.
 static int64_t all_reduce_bytes(int n, int64_t s) { return 2 * (n - 1) * s / n; }
 static int64_t gather_bytes(int n, int64_t full) { return (n - 1) * full / n; }
@@ -123,6 +141,7 @@ static int64_t gather_bytes(int n, int64_t full) { return (n - 1) * full / n; }
 void Communicator::all_reduce(Tensor& t, ReduceOp op) {
   check_tensor(*this, "all_reduce", t);
   count(all_reduce_bytes(size(), static_cast<int64_t>(t.nbytes())));
+  BlockingTimer timer(*this);
   if (t.numel()) finish(do_all_reduce(t, op, true));
 }
 
@@ -135,6 +154,7 @@ std::unique_ptr<Work> Communicator::all_reduce_async(Tensor& t, ReduceOp op) {
 void Communicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
   check_reduce_scatter(*this, in, out);
   count(gather_bytes(size(), static_cast<int64_t>(in.nbytes())));
+  BlockingTimer timer(*this);
   if (out.numel()) finish(do_reduce_scatter(in, out, op, true));
 }
 
@@ -147,6 +167,7 @@ std::unique_ptr<Work> Communicator::reduce_scatter_async(const Tensor& in, Tenso
 void Communicator::all_gather(const Tensor& in, Tensor& out) {
   check_all_gather(*this, in, out);
   count(gather_bytes(size(), static_cast<int64_t>(out.nbytes())));
+  BlockingTimer timer(*this);
   if (in.numel()) finish(do_all_gather(in, out, true));
 }
 
@@ -159,6 +180,7 @@ std::unique_ptr<Work> Communicator::all_gather_async(const Tensor& in, Tensor& o
 void Communicator::all_gather_v(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) {
   check_all_gather_v(*this, in, out, counts);
   count(gather_bytes(size(), static_cast<int64_t>(out.nbytes())));
+  BlockingTimer timer(*this);
   if (out.numel()) do_all_gather_v(in, out, counts);
 }
 
@@ -166,6 +188,7 @@ void Communicator::broadcast(Tensor& t, int root) {
   check_tensor(*this, "broadcast", t);
   check_group_rank(*this, "broadcast", root, false);
   count(static_cast<int64_t>(t.nbytes()));
+  BlockingTimer timer(*this);
   if (t.numel()) do_broadcast(t, root);
 }
 

@@ -115,6 +115,12 @@ class Communicator {
   // broadcast: S; a send: S; a receive: 0. A size-1 group counts nothing. Thread-safe.
   // (Fractions of a byte round down, per call.)
   int64_t bytes_sent() const;
+  // Wall seconds this rank has spent inside the blocking collectives (all_reduce,
+  // reduce_scatter, all_gather, all_gather_v, broadcast) of this group since it was created:
+  // waiting for the peers and moving the data on host tensors; on CUDA tensors the time to
+  // enqueue the call and order the compute stream after it. Asynchronous calls and
+  // point-to-point are not counted. A size-1 group counts nothing. Thread-safe.
+  double blocking_seconds() const;
 
   // Host conveniences built on the above (used by config hashing and checkpoint votes).
   std::vector<std::string> all_gather_strings(const std::string& s);
@@ -140,11 +146,13 @@ class Communicator {
 
  private:
   void count(int64_t bytes);
+  class BlockingTimer;
 
   std::string name_;
   std::vector<int> world_ranks_;
   int rank_;
   std::atomic<int64_t> bytes_sent_{0};
+  std::atomic<int64_t> blocking_ns_{0};
 };
 
 // The identity group of one process (every collective returns its input; point-to-point

@@ -80,6 +80,7 @@ struct ParallelConfig {
   double bucket_mb = 25.0;         // gradient all-reduce bucket size, MiB
   std::string pp_schedule = "1f1b";  // "gpipe" | "1f1b"
   std::vector<int> pp_layers;        // layers per stage; empty = n_layer / pp each
+  bool sequence_parallel = false;    // with tp > 1: LayerNorm and dropout regions split over tp
   bool operator==(const ParallelConfig&) const = default;
 };
 

@@ -333,7 +333,12 @@ const std::vector<Key>& keys() {
 
       TN_KEY(parallel, dp, "Data-parallel degree; auto (stored as 0) = world_size / (tp * pp).",
              non_negative(), auto_int_codec()),
-      TN_KEY(parallel, tp, "Tensor-parallel degree.", positive()),
+      TN_KEY(parallel, tp,
+             "Tensor-parallel degree: each layer's attention heads, MLP columns and vocabulary rows are split "
+             "over tp ranks (Megatron-LM style), which all-reduce B·T·C activations twice per layer in the "
+             "forward and twice in the backward. Keep a tp group inside one node (order tp-dp-pp, the "
+             "default, makes adjacent ranks a tp group). model.n_head must be divisible by it.",
+             positive()),
       TN_KEY(parallel, pp, "Pipeline-parallel degree.", positive()),
       TN_KEY(parallel, order,
              "Layout of the parallel dimensions over ranks, innermost (adjacent ranks) first.",
@@ -344,6 +349,11 @@ const std::vector<Key>& keys() {
              "holds the activations of all m micro-batches of its step) or 1f1b (one forward, one backward "
              "in the steady state: stage s holds at most pp - s). Both idle (pp-1)/(m+pp-1) of a step.",
              one_of({"gpipe", "1f1b"})),
+      TN_KEY(parallel, sequence_parallel,
+             "With parallel.tp > 1: the LayerNorm, dropout and residual regions hold only each tp rank's "
+             "B·T/tp tokens (activation memory there / tp), and the all-reduces become reduce-scatter and "
+             "all-gather pairs (the same bytes). model.block_size must be divisible by parallel.tp. No "
+             "effect at tp = 1."),
       TN_KEY(parallel, pp_layers,
              "Layers of each pipeline stage, first to last, e.g. [3, 5, 4]; empty = model.n_layer / "
              "parallel.pp each. The first stage also holds the embeddings, the last ln_f and the head.",

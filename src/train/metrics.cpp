@@ -6,14 +6,18 @@
 
 namespace ternion::train {
 
-CommMeter::CommMeter(const parallel::ParallelContext& ctx) : ctx_(ctx), last_(total()) {}
+CommMeter::CommMeter(const parallel::ParallelContext& ctx)
+    : ctx_(ctx), last_(total()), last_tp_s_(ctx.tp ? ctx.tp->blocking_seconds() : 0) {}
 
 CommBytes CommMeter::total() const {
   const auto bytes = [](const std::unique_ptr<parallel::Communicator>& c) { return c ? c->bytes_sent() : 0; };
   return {bytes(ctx_.dp), bytes(ctx_.tp), bytes(ctx_.pp) + bytes(ctx_.embedding)};
 }
 
-CommBytes CommMeter::lap() {
+CommBytes CommMeter::lap(double* tp_ms) {
+  const double tp_s = ctx_.tp ? ctx_.tp->blocking_seconds() : 0;
+  if (tp_ms) *tp_ms = 1e3 * (tp_s - last_tp_s_);
+  last_tp_s_ = tp_s;
   const CommBytes now = total();
   const CommBytes d{now.dp - last_.dp, now.tp - last_.tp, now.pp - last_.pp};
   last_ = now;
@@ -40,6 +44,7 @@ std::string metrics_json(const StepMetrics& m) {
     out << ", \"loss_scale\": " << num(m.loss_scale) << ", \"skipped\": " << (m.skipped ? "true" : "false")
         << ", \"skipped_steps\": " << m.skipped_steps;
   if (m.pp_idle >= 0) out << ", \"pp_idle\": " << num(m.pp_idle);
+  if (m.tp_comm_ms >= 0) out << ", \"tp_comm_ms\": " << num(m.tp_comm_ms);
   if (m.val_loss >= 0 || std::isnan(m.val_loss)) out << ", \"val_loss\": " << num(m.val_loss);
   if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << num(m.ckpt_block_ms);
   if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << num(m.ckpt_total_ms);

@@ -44,6 +44,10 @@ struct StepMetrics {
   // Pipeline stages only (< 0 otherwise): the share of the step's forward-backward
   // schedule this rank spent outside compute, i.e. its measured bubble.
   double pp_idle = -1;
+  // Tensor parallelism only (< 0 otherwise): milliseconds of the step this rank spent inside
+  // the tp group's collectives (parallel::Communicator::blocking_seconds), forward,
+  // backward and the gradient norm's sum.
+  double tp_comm_ms = -1;
 };
 
 // Counts each axis's bytes from one step boundary to the next.
@@ -51,12 +55,14 @@ class CommMeter {
  public:
   explicit CommMeter(const parallel::ParallelContext& ctx);
   CommBytes total() const;  // since the context was created
-  // Bytes since the previous call (or construction), and restarts the count.
-  CommBytes lap();
+  // Bytes since the previous call (or construction), and restarts the count; *tp_ms (when
+  // given) receives the milliseconds spent in tp collectives over the same span.
+  CommBytes lap(double* tp_ms = nullptr);
 
  private:
   const parallel::ParallelContext& ctx_;
   CommBytes last_;
+  double last_tp_s_ = 0;
 };
 
 // One metrics.jsonl line (with the newline): valid JSON, a non-finite number as null.

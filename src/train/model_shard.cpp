@@ -43,8 +43,12 @@ model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
 }
 
 std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute) {
-  auto gpt = std::make_unique<model::Gpt>(gpt_config(config, ctx.device, compute),
-                                          shard_for(config.model, ctx.layout, ctx.coord, config.parallel.pp_layers));
+  model::GptShard shard = shard_for(config.model, ctx.layout, ctx.coord, config.parallel.pp_layers);
+  shard.sequence_parallel = config.parallel.sequence_parallel && ctx.layout.tp > 1;
+  // A context that only describes a layout (tools, tests: its tp group is not of the
+  // layout's size) builds shards that describe their parameters but cannot run forward.
+  parallel::Communicator* tp = ctx.tp && ctx.tp->size() == ctx.layout.tp ? ctx.tp.get() : nullptr;
+  auto gpt = std::make_unique<model::Gpt>(gpt_config(config, ctx.device, compute), shard, tp);
   if (config.model.init_from.empty()) {
     gpt->init(static_cast<uint64_t>(config.run.seed));
     return gpt;

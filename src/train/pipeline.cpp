@@ -19,13 +19,15 @@ PipelineSchedule::PipelineSchedule(parallel::Schedule kind, const model::Gpt& gp
       pp_(pp),
       buf_(micro_batch_size, gpt.config().block_size, gpt.config().device) {
   const bool first = pp.rank() == 0, last = pp.rank() == pp.size() - 1;
-  TN_CHECK(gpt.shard().embeddings == first && gpt.shard().head == last && gpt.shard().tp_size == 1, "train",
+  TN_CHECK(gpt.shard().embeddings == first && gpt.shard().head == last, "train",
            "pipeline stage ", pp.rank(), " of ", pp.size(), " holds a shard that does not fit it");
 }
 
 Tensor PipelineSchedule::activation_buffer() const {
   const auto& c = gpt_.config();
-  return Tensor::empty({buf_.idx.size(0), c.block_size, c.n_embd}, c.compute_dtype, c.device);
+  // [B,T,C], or this tp rank's tokens with sequence parallelism: a stage sends and receives
+  // only its own tp rank's part, to and from the same tp rank of its neighbours.
+  return Tensor::empty(gpt_.activation_shape(buf_.idx.size(0), c.block_size), c.compute_dtype, c.device);
 }
 
 void PipelineSchedule::forward(const StepWork& w, int mb, InFlight& f, double& loss_sum) {
@@ -40,7 +42,7 @@ void PipelineSchedule::forward(const StepWork& w, int mb, InFlight& f, double& l
     f.batch->upload();
   }
   Tensor x = first ? gpt_.embed(f.batch->dev_idx, d) : f.input;
-  Tensor y = gpt_.blocks(x, d);
+  Tensor y = gpt_.blocks(x, d, gpt_.config().block_size);
   if (last) {
     f.output = gpt_.head_loss(y, f.batch->dev_tgt);
     loss_sum += f.output.item();
@@ -160,7 +162,7 @@ double PipelineSchedule::evaluate(data::BatchSampler& val, int64_t batches, cons
         x = activation_buffer();
         pp_.recv(x, s - 1, 2);
       }
-      Tensor y = gpt_.blocks(x);
+      Tensor y = gpt_.blocks(x, {}, gpt_.config().block_size);
       if (last) {
         total += gpt_.head_loss(y, buf_.dev_tgt).item();
       } else {

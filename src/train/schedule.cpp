@@ -18,7 +18,7 @@ void BatchBuffer::upload() {
 
 SequentialSchedule::SequentialSchedule(const model::Gpt& gpt, data::BatchSampler& sampler, int64_t micro_batch_size)
     : gpt_(gpt), sampler_(sampler), buf_(micro_batch_size, gpt.config().block_size, gpt.config().device) {
-  TN_CHECK(gpt.is_whole(), "train", "the sequential schedule runs a whole model; this rank holds a shard");
+  TN_CHECK(gpt.holds_all_layers(), "train", "the sequential schedule runs every layer; this rank holds a pipeline stage");
 }
 
 double SequentialSchedule::run(const StepWork& w, GradSync& sync) {

@@ -114,7 +114,12 @@ parallel::Layout resolve_layout(const Config& config, int world_size) {
        str_cat("train.global_batch_size = ", config.train.global_batch_size,
                " is not divisible by train.micro_batch_size * dp = ", config.train.micro_batch_size, " * ", l.dp,
                " = ", config.train.micro_batch_size * l.dp));
-  rule(l.tp == 1, str_cat("parallel.tp = ", l.tp, ": tensor parallelism is not available yet (tp must be 1)"));
+  rule(config.model.vocab_size >= l.tp, str_cat("model.vocab_size = ", config.model.vocab_size,
+                                                 " is smaller than parallel.tp = ", l.tp,
+                                                 " (every tp rank holds some vocabulary rows)"));
+  rule(!config.parallel.sequence_parallel || l.tp == 1 || config.model.block_size % l.tp == 0,
+       str_cat("parallel.sequence_parallel: true splits the tokens over the tensor-parallel group, so "
+               "model.block_size = ", config.model.block_size, " must be divisible by parallel.tp = ", l.tp));
 
   TN_CHECK(errors.empty(), "parallel", "layout ", l.str(), " does not fit this config:", errors);
   return l;
@@ -276,7 +281,9 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
       peak_measured_at = Clock::now();
       m.mfu = gpt->flops_per_token() * m.tokens_per_sec / (peak * layout.world_size());
     }
-    m.comm_bytes = comm.lap();  // the step's traffic, before evaluation and checkpoint votes
+    double tp_ms = 0;
+    m.comm_bytes = comm.lap(&tp_ms);  // the step's traffic, before evaluation and checkpoint votes
+    if (layout.tp > 1) m.tp_comm_ms = tp_ms;
     m.mem_peak = allocator.stats().peak_allocated;
     run_peak = std::max(run_peak, m.mem_peak);
     activations_peak = std::max(activations_peak, autograd::saved_stats().peak);

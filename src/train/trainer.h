@@ -52,7 +52,8 @@ struct TrainSummary {
 
 // Resolves parallel.* against the world size and checks what the layout demands of the
 // model and batch: world divisible by tp·pp, dp·tp·pp == world, n_head divisible by tp,
-// n_layer divisible by pp, global batch divisible by micro batch × dp. Throws one Error
+// n_layer divisible by pp, global batch divisible by micro batch × dp, vocab_size >= tp,
+// block_size divisible by tp with parallel.sequence_parallel. Throws one Error
 // listing every broken rule with its keys and values. Runs on every rank before any
 // communicator exists.
 parallel::Layout resolve_layout(const Config& config, int world_size);

@@ -65,6 +65,34 @@ class TrainerTest : public ::testing::Test {
   fs::path dir_;
 };
 
+// What tensor parallelism demands of the model is checked with the layout, before any
+// communicator exists: one error listing every broken rule with its keys and values.
+TEST_F(TrainerTest, TensorParallelLayoutRulesNameTheKeys) {
+  Config c = config("tp_rules");
+  c.parallel.tp = 4;
+  c.model.n_head = 2;
+  c.model.vocab_size = 3;
+  c.model.block_size = 10;
+  c.parallel.sequence_parallel = true;
+  try {
+    resolve_layout(c, 4);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.n_head = 2 is not divisible by parallel.tp = 4"), std::string::npos) << m;
+    EXPECT_NE(m.find("model.vocab_size = 3 is smaller than parallel.tp = 4"), std::string::npos) << m;
+    EXPECT_NE(m.find("parallel.sequence_parallel: true"), std::string::npos) << m;
+    EXPECT_NE(m.find("model.block_size = 10 must be divisible by parallel.tp = 4"), std::string::npos) << m;
+  }
+  c.model.n_head = 4;
+  c.model.vocab_size = 64;
+  c.model.block_size = 16;
+  EXPECT_EQ(resolve_layout(c, 8).tp, 4) << "the same config fits once the sizes do";
+  c.parallel.tp = 1;
+  c.model.block_size = 10;
+  EXPECT_EQ(resolve_layout(c, 1).tp, 1) << "sequence parallelism asks nothing at tp = 1";
+}
+
 TEST_F(TrainerTest, ResumedRunContinuesBitIdentically) {
   for (bool async : {true, false}) {
     Config a = config(async ? "a_async" : "a_sync");
