@@ -83,8 +83,12 @@ Gpt::Gpt(const GptConfig& config, const GptShard& shard, parallel::Communicator*
   check_config(config_);
   const int64_t L = config_.n_layer;
   if (shard_.num_layers < 0) shard_.num_layers = L - shard_.first_layer;
-  TN_CHECK(shard_.first_layer >= 0 && shard_.num_layers >= 0 && shard_.first_layer + shard_.num_layers <= L,
-           "model", "shard layers [", shard_.first_layer, ", ", shard_.first_layer + shard_.num_layers,
+  TN_CHECK(shard_.chunks >= 1 && (shard_.chunks == 1 || shard_.chunk_stride >= shard_.num_layers), "model",
+           "a shard of ", shard_.chunks, " chunks of ", shard_.num_layers, " layers needs chunk_stride >= ",
+           shard_.num_layers, ", got ", shard_.chunk_stride);
+  const int64_t last_first = shard_.first_layer + (shard_.chunks - 1) * shard_.chunk_stride;
+  TN_CHECK(shard_.first_layer >= 0 && shard_.num_layers >= 0 && last_first + shard_.num_layers <= L,
+           "model", "shard layers [", shard_.first_layer, ", ", last_first + shard_.num_layers,
            ") lie outside the model's ", L, " layers (model.n_layer)");
   TN_CHECK(shard_.tp_size >= 1 && shard_.tp_rank >= 0 && shard_.tp_rank < shard_.tp_size, "model",
            "tensor-parallel rank ", shard_.tp_rank, " of ", shard_.tp_size, " is not a rank of the group");
@@ -105,7 +109,10 @@ Gpt::Gpt(const GptConfig& config, const GptShard& shard, parallel::Communicator*
     wte_ = add_param("transformer.wte.weight", {V, C}, Split::kVocab, std, 0, true);
     wpe_ = add_param("transformer.wpe.weight", {config_.block_size, C}, Split::kReplicated, std, 0, true);
   }
-  for (int64_t l = shard_.first_layer; l < shard_.first_layer + shard_.num_layers; ++l) {
+  std::vector<int64_t> layers;  // chunk by chunk
+  for (int64_t c = 0; c < shard_.chunks; ++c)
+    for (int64_t i = 0; i < shard_.num_layers; ++i) layers.push_back(shard_.first_layer + c * shard_.chunk_stride + i);
+  for (const int64_t l : layers) {
     const std::string p = "transformer.h." + std::to_string(l) + ".";
     Block b;
     b.layer = l;
@@ -150,7 +157,9 @@ void Gpt::require(bool holds, const char* what) const {
 }
 
 bool Gpt::holds_all_layers() const {
-  return shard_.embeddings && shard_.head && shard_.first_layer == 0 && shard_.num_layers == config_.n_layer;
+  const bool contiguous = shard_.chunks == 1 || shard_.chunk_stride == shard_.num_layers;
+  return shard_.embeddings && shard_.head && shard_.first_layer == 0 && contiguous &&
+         shard_.chunks * shard_.num_layers == config_.n_layer;
 }
 
 Shape Gpt::activation_shape(int64_t B, int64_t T) const {
@@ -267,7 +276,11 @@ Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
                  offset);
 }
 
-Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d, int64_t seq_len) const {
+Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d, int64_t seq_len, int chunk) const {
+  TN_CHECK(chunk >= -1 && chunk < shard_.chunks, "model", "chunk ", chunk, " of a shard of ", shard_.chunks,
+           " chunks");
+  TN_CHECK(chunk >= 0 || shard_.chunks == 1 || shard_.chunk_stride == shard_.num_layers, "model",
+           "the shard's ", shard_.chunks, " chunks are not contiguous layers: run them one chunk at a time");
   TN_CHECK(sp() || (input.ndim() == 3 && input.size(2) == config_.n_embd), "model",
            "blocks need the activation [B, T, ", config_.n_embd, "], got ", input.str());
   TN_CHECK(!sp() || (seq_len > 0 && input.ndim() == 2 && input.size(1) == config_.n_embd &&
@@ -277,7 +290,10 @@ Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d, int64_t seq_len
   const int64_t T = sp() ? seq_len : input.size(1);
   Tensor x = input;
   const auto chosen = static_cast<size_t>(config_.checkpoint_layers);
-  for (size_t i = 0; i < blocks_.size(); ++i) {
+  const size_t per_chunk = static_cast<size_t>(shard_.num_layers);
+  const size_t begin = chunk < 0 ? 0 : static_cast<size_t>(chunk) * per_chunk;
+  const size_t end = chunk < 0 ? blocks_.size() : begin + per_chunk;
+  for (size_t i = begin; i < end; ++i) {
     const Block& b = blocks_[i];
     const ActivationCheckpointing mode =
         chosen == 0 || i < chosen ? config_.activation_checkpointing : ActivationCheckpointing::kNone;

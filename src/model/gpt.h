@@ -65,9 +65,16 @@ struct GptConfig {
 // this rank's B·T/tp tokens ([B·T/tp, C], parallel/tensor_parallel.h); the column-parallel
 // inputs are all-gathered and the row-parallel outputs reduce-scattered instead of
 // all-reduced, and the replicated parameters' gradients are summed over tp.
+//
+// Chunks (the interleaved pipeline schedule): the shard holds `chunks` ranges of
+// num_layers layers each, chunk c starting at first_layer + c·chunk_stride (a stage s of p
+// with v chunks of L/(p·v) layers: first_layer s·L/(p·v), chunk_stride p·L/(p·v)). The
+// embeddings feed chunk 0 and the head follows the last chunk.
 struct GptShard {
   int64_t first_layer = 0;
-  int64_t num_layers = -1;  // -1: every layer from first_layer on
+  int64_t num_layers = -1;  // per chunk; -1: every layer from first_layer on (one chunk)
+  int64_t chunks = 1;
+  int64_t chunk_stride = 0;
   bool embeddings = true;
   bool head = true;
   int tp_rank = 0;
@@ -107,9 +114,10 @@ class Gpt {
   // [B·T/tp, C] (activation_shape).
   // embed: idx [B,T] (i32) -> x (token + position embedding, dropout).
   Tensor embed(const Tensor& idx, const DropoutContext& d = {}) const;
-  // This shard's blocks: x -> x. seq_len is T; needed with sequence parallelism (where x
-  // does not show it), read from x otherwise.
-  Tensor blocks(const Tensor& x, const DropoutContext& d = {}, int64_t seq_len = -1) const;
+  // This shard's blocks: x -> x; those of chunk `chunk` only, or with chunk = -1 all of them
+  // in order (one chunk, or chunks that are contiguous). seq_len is T; needed with sequence
+  // parallelism (where x does not show it), read from x otherwise.
+  Tensor blocks(const Tensor& x, const DropoutContext& d = {}, int64_t seq_len = -1, int chunk = -1) const;
   // ln_f, the tied head and the mean cross-entropy over the B*T tokens: x, targets [B,T]
   // -> scalar (f32 on config.device, f64 when the parameters are f64); with tensor
   // parallelism the vocabulary-parallel loss, equal on every tp rank.

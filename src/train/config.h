@@ -78,7 +78,8 @@ struct ParallelConfig {
   int pp = 1;
   std::string order = "tp-dp-pp";  // rank layout, innermost dimension first
   double bucket_mb = 25.0;         // gradient all-reduce bucket size, MiB
-  std::string pp_schedule = "1f1b";  // "gpipe" | "1f1b"
+  std::string pp_schedule = "1f1b";  // "gpipe" | "1f1b" | "interleaved"
+  int virtual_stages = 1;            // interleaved: model chunks per stage
   std::vector<int> pp_layers;        // layers per stage; empty = n_layer / pp each
   bool sequence_parallel = false;    // with tp > 1: LayerNorm and dropout regions split over tp
   bool operator==(const ParallelConfig&) const = default;

@@ -347,8 +347,17 @@ const std::vector<Key>& keys() {
       TN_KEY(parallel, pp_schedule,
              "Pipeline schedule when parallel.pp > 1: gpipe (every forward, then every backward: a stage "
              "holds the activations of all m micro-batches of its step) or 1f1b (one forward, one backward "
-             "in the steady state: stage s holds at most pp - s). Both idle (pp-1)/(m+pp-1) of a step.",
-             one_of({"gpipe", "1f1b"})),
+             "in the steady state: stage s holds at most pp - s). Both idle (pp-1)/(m+pp-1) of a step. "
+             "interleaved (Megatron-LM's interleaved 1F1B): each stage holds parallel.virtual_stages "
+             "non-contiguous chunks of layers and micro-batches pass through the pipeline v times, so the "
+             "bubble falls to (pp-1)/(v·m+pp-1) for v times the point-to-point messages; it needs m "
+             "(global_batch_size / (micro_batch_size · dp)) divisible by pp and model.n_layer divisible by "
+             "pp · virtual_stages.",
+             one_of({"gpipe", "1f1b", "interleaved"})),
+      TN_KEY(parallel, virtual_stages,
+             "With parallel.pp_schedule: interleaved, the model chunks each pipeline stage holds (v): stage "
+             "s runs layers s·L/(pp·v) … and every pp·L/(pp·v) layers after them. 1 for gpipe and 1f1b.",
+             positive()),
       TN_KEY(parallel, sequence_parallel,
              "With parallel.tp > 1: the LayerNorm, dropout and residual regions hold only each tp rank's "
              "B·T/tp tokens (activation memory there / tp), and the all-reduces become reduce-scatter and "

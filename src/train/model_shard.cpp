@@ -5,9 +5,17 @@
 namespace ternion::train {
 
 model::GptShard shard_for(const ModelConfig& model, const parallel::Layout& l, const parallel::Coord& c,
-                          const std::vector<int>& pp_layers) {
+                          const std::vector<int>& pp_layers, int virtual_stages) {
   model::GptShard s;
-  if (pp_layers.empty()) {
+  if (virtual_stages > 1) {
+    const int64_t chunks = static_cast<int64_t>(l.pp) * virtual_stages;
+    TN_CHECK(model.n_layer % chunks == 0 && pp_layers.empty(), "parallel", "model.n_layer = ", model.n_layer,
+             " does not split into parallel.pp · parallel.virtual_stages = ", chunks, " chunks");
+    s.num_layers = model.n_layer / chunks;
+    s.first_layer = c.pp * s.num_layers;
+    s.chunks = virtual_stages;
+    s.chunk_stride = l.pp * s.num_layers;
+  } else if (pp_layers.empty()) {
     TN_CHECK(model.n_layer % l.pp == 0, "parallel", "model.n_layer = ", model.n_layer,
              " is not divisible by parallel.pp = ", l.pp, " (or give parallel.pp_layers)");
     s.num_layers = model.n_layer / l.pp;
@@ -43,7 +51,8 @@ model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
 }
 
 std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute) {
-  model::GptShard shard = shard_for(config.model, ctx.layout, ctx.coord, config.parallel.pp_layers);
+  const int v = config.parallel.pp_schedule == "interleaved" ? config.parallel.virtual_stages : 1;
+  model::GptShard shard = shard_for(config.model, ctx.layout, ctx.coord, config.parallel.pp_layers, v);
   shard.sequence_parallel = config.parallel.sequence_parallel && ctx.layout.tp > 1;
   // A context that only describes a layout (tools, tests: its tp group is not of the
   // layout's size) builds shards that describe their parameters but cannot run forward.

@@ -17,9 +17,10 @@ namespace ternion::train {
 // Stage c.pp of l.pp holds the layers pp_layers gives it (stage sizes, first to last,
 // summing to L), or [c.pp·L/pp, (c.pp+1)·L/pp) when pp_layers is empty (L divisible by
 // pp); the embeddings when it is the first stage, ln_f and the head when it is the last;
-// tp rank c.tp of l.tp.
+// tp rank c.tp of l.tp. With virtual_stages v > 1 (the interleaved schedule) stage s holds v
+// chunks of L/(pp·v) layers, chunk c being virtual stage c·pp + s.
 model::GptShard shard_for(const ModelConfig& model, const parallel::Layout& l, const parallel::Coord& c,
-                          const std::vector<int>& pp_layers = {});
+                          const std::vector<int>& pp_layers = {}, int virtual_stages = 1);
 
 model::GptConfig gpt_config(const Config& config, Device device, DType compute);
 

@@ -21,6 +21,35 @@ Config tiny() {
   return c;
 }
 
+// The interleaved schedule: stage s of 2 with 2 chunks of one layer holds layers s and s + 2,
+// and its Gpt runs them one chunk at a time.
+TEST(ModelShard, InterleavedStagesHoldNonContiguousChunks) {
+  const ModelConfig m = tiny().model;  // 4 layers
+  const parallel::Layout l{.dp = 1, .tp = 1, .pp = 2};
+  for (int s = 0; s < 2; ++s) {
+    const model::GptShard shard = shard_for(m, l, {.pp = s}, {}, 2);
+    EXPECT_EQ(shard.first_layer, s);
+    EXPECT_EQ(shard.num_layers, 1);
+    EXPECT_EQ(shard.chunks, 2);
+    EXPECT_EQ(shard.chunk_stride, 2);
+    model::GptConfig g;
+    g.vocab_size = m.vocab_size;
+    g.block_size = m.block_size;
+    g.n_layer = m.n_layer;
+    g.n_head = m.n_head;
+    g.n_embd = m.n_embd;
+    const model::Gpt gpt(g, shard);
+    std::vector<std::string> layers;
+    for (const auto& p : gpt.parameters())
+      if (p.name.ends_with("attn.c_attn.weight")) layers.push_back(p.name);
+    EXPECT_EQ(layers, (std::vector<std::string>{"transformer.h." + std::to_string(s) + ".attn.c_attn.weight",
+                                                "transformer.h." + std::to_string(s + 2) + ".attn.c_attn.weight"}));
+    EXPECT_FALSE(gpt.holds_all_layers());
+    EXPECT_THROW(gpt.blocks(Tensor::zeros({1, 4, g.n_embd})), Error) << "non-contiguous chunks run one at a time";
+  }
+  EXPECT_THROW(shard_for(m, l, {.pp = 0}, {}, 3), Error);  // 4 layers do not split into 2 x 3 chunks
+}
+
 TEST(ModelShard, StagesSplitTheLayersEvenly) {
   const ModelConfig m = tiny().model;
   parallel::Layout l{.dp = 1, .tp = 2, .pp = 2};

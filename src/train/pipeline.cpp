@@ -21,6 +21,13 @@ PipelineSchedule::PipelineSchedule(parallel::Schedule kind, const model::Gpt& gp
   const bool first = pp.rank() == 0, last = pp.rank() == pp.size() - 1;
   TN_CHECK(gpt.shard().embeddings == first && gpt.shard().head == last, "train",
            "pipeline stage ", pp.rank(), " of ", pp.size(), " holds a shard that does not fit it");
+  TN_CHECK(kind == parallel::Schedule::kInterleaved || gpt.shard().chunks == 1, "train", "the ",
+           parallel::schedule_name(kind), " schedule runs one chunk per stage; this stage holds ", gpt.shard().chunks);
+}
+
+bool PipelineSchedule::first_virtual(int chunk) const { return gpt_.shard().embeddings && chunk == 0; }
+bool PipelineSchedule::last_virtual(int chunk) const {
+  return gpt_.shard().head && chunk == gpt_.shard().chunks - 1;
 }
 
 Tensor PipelineSchedule::activation_buffer() const {
@@ -30,10 +37,10 @@ Tensor PipelineSchedule::activation_buffer() const {
   return Tensor::empty(gpt_.activation_shape(buf_.idx.size(0), c.block_size), c.compute_dtype, c.device);
 }
 
-void PipelineSchedule::forward(const StepWork& w, int mb, InFlight& f, double& loss_sum) {
+void PipelineSchedule::forward(const StepWork& w, int mb, int chunk, InFlight& f, double& loss_sum) {
   const int64_t first_sample = w.first_sample + mb * w.micro_batch_size;
   const model::DropoutContext d{w.dropout_key, static_cast<uint64_t>(w.step), first_sample, true};
-  const bool first = gpt_.shard().embeddings, last = gpt_.shard().head;
+  const bool first = first_virtual(chunk), last = last_virtual(chunk);
   if (first || last) {
     const auto& c = gpt_.config();
     f.batch = std::make_unique<BatchBuffer>(w.micro_batch_size, c.block_size, c.device);
@@ -42,7 +49,7 @@ void PipelineSchedule::forward(const StepWork& w, int mb, InFlight& f, double& l
     f.batch->upload();
   }
   Tensor x = first ? gpt_.embed(f.batch->dev_idx, d) : f.input;
-  Tensor y = gpt_.blocks(x, d, gpt_.config().block_size);
+  Tensor y = gpt_.blocks(x, d, gpt_.config().block_size, chunk);
   if (last) {
     f.output = gpt_.head_loss(y, f.batch->dev_tgt);
     loss_sum += f.output.item();
@@ -51,9 +58,9 @@ void PipelineSchedule::forward(const StepWork& w, int mb, InFlight& f, double& l
   }
 }
 
-void PipelineSchedule::backward(const StepWork& w, int, InFlight& f, bool last_backward, GradSync& sync) {
+void PipelineSchedule::backward(const StepWork& w, int chunk, InFlight& f, bool last_backward, GradSync& sync) {
   sync.begin_backward(last_backward);
-  if (gpt_.shard().head) {
+  if (last_virtual(chunk)) {
     autograd::backward(autograd::scale(f.output, w.loss_scale / static_cast<double>(w.micro_batches)));
   } else {
     autograd::backward({f.output}, {f.grad_in});
@@ -71,11 +78,12 @@ double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
   const auto t0 = Clock::now();
   compute_s_ = 0;
   const int p = pp_.size(), s = pp_.rank(), m = static_cast<int>(w.micro_batches);
-  const std::vector<Action> actions = parallel::pipeline_schedule(kind_, p, m, 1, s);
+  const int v = static_cast<int>(gpt_.shard().chunks);
+  const std::vector<Action> actions = parallel::pipeline_schedule(kind_, p, m, v, s);
   int last_backward = -1;
   for (size_t i = 0; i < actions.size(); ++i)
     if (actions[i].kind == ActionKind::kBackward) last_backward = static_cast<int>(i);
-  std::map<int, InFlight> flight;  // by micro-batch
+  std::map<std::pair<int, int>, InFlight> flight;  // by (micro-batch, chunk)
   double loss_sum = 0;
   peak_held_ = 0;
   std::vector<parallel::P2POp> group;
@@ -89,7 +97,8 @@ double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
   };
   for (size_t i = 0; i < actions.size(); ++i) {
     const Action& a = actions[i];
-    InFlight& f = flight[a.micro_batch];
+    const std::pair<int, int> key{a.micro_batch, a.chunk};
+    InFlight& f = flight[key];
     switch (a.kind) {
       case ActionKind::kRecvActivation:
         f.input = activation_buffer();
@@ -113,7 +122,7 @@ double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
         if (f.input.defined()) autograd::set_requires_grad(f.input);
         {
           const auto c0 = Clock::now();
-          forward(w, a.micro_batch, f, loss_sum);
+          forward(w, a.micro_batch, a.chunk, f, loss_sum);
           compute_s_ += seconds_since(c0);
         }
         peak_held_ = std::max(peak_held_, static_cast<int>(std::count_if(
@@ -124,20 +133,21 @@ double PipelineSchedule::run(const StepWork& w, GradSync& sync) {
         flush();
         {
           const auto c0 = Clock::now();
-          backward(w, a.micro_batch, f, static_cast<int>(i) == last_backward, sync);
+          backward(w, a.chunk, f, static_cast<int>(i) == last_backward, sync);
           compute_s_ += seconds_since(c0);
         }
         break;
     }
-    // A micro-batch is done on this stage after its backward (first stage) or once its
-    // input's gradient is in the group that sends it (`keep` holds that tensor).
-    if (a.kind == ActionKind::kSendGrad || (a.kind == ActionKind::kBackward && s == 0)) flight.erase(a.micro_batch);
+    // A (micro-batch, chunk) is done on this stage after its backward (virtual stage 0) or
+    // once its input's gradient is in the group that sends it (`keep` holds that tensor).
+    if (a.kind == ActionKind::kSendGrad || (a.kind == ActionKind::kBackward && first_virtual(a.chunk)))
+      flight.erase(key);
   }
   flush();
   idle_fraction_ = 1.0 - compute_s_ / std::max(seconds_since(t0), 1e-9);
   sync.finish();
   // The loss lives on the last stage; every stage reports it.
-  const double mine = gpt_.shard().head ? loss_sum / static_cast<double>(m) : 0.0;
+  const double mine = gpt_.shard().head ? loss_sum / static_cast<double>(m) : 0.0;  // the last chunk's
   return pp_.all_reduce_scalar(mine, parallel::ReduceOp::kSum);
 }
 
@@ -145,9 +155,10 @@ double PipelineSchedule::evaluate(data::BatchSampler& val, int64_t batches, cons
                                   parallel::Communicator& dp) {
   autograd::NoGrad no_grad;
   const bool first = gpt_.shard().embeddings, last = gpt_.shard().head;
-  const int s = pp_.rank();
+  const int s = pp_.rank(), p = pp_.size(), v = static_cast<int>(gpt_.shard().chunks);
   double total = 0;
-  // Stage by stage along the chain (no cycle, so plain sends and receives cannot deadlock).
+  // Virtual stage by virtual stage along the chain (stage p-1's chunk c feeds stage 0's
+  // chunk c+1): one message moves at a time, so plain sends and receives cannot deadlock.
   for (int64_t b = 0; b < batches; ++b) {
     for (int64_t micro = 0; micro < w.micro_batches; ++micro) {
       if (first || last) {
@@ -155,19 +166,21 @@ double PipelineSchedule::evaluate(data::BatchSampler& val, int64_t batches, cons
                  buf_.tgt.data<int32_t>());
         buf_.upload();
       }
-      Tensor x;
-      if (first) {
-        x = gpt_.embed(buf_.dev_idx);
-      } else {
-        x = activation_buffer();
-        pp_.recv(x, s - 1, 2);
-      }
-      Tensor y = gpt_.blocks(x, {}, gpt_.config().block_size);
-      if (last) {
-        total += gpt_.head_loss(y, buf_.dev_tgt).item();
-      } else {
-        Tensor out = y.contiguous();
-        pp_.send(out, s + 1, 2);
+      for (int chunk = 0; chunk < v; ++chunk) {
+        Tensor x;
+        if (first_virtual(chunk)) {
+          x = gpt_.embed(buf_.dev_idx);
+        } else {
+          x = activation_buffer();
+          pp_.recv(x, (s - 1 + p) % p, 2);
+        }
+        Tensor y = gpt_.blocks(x, {}, gpt_.config().block_size, chunk);
+        if (last_virtual(chunk)) {
+          total += gpt_.head_loss(y, buf_.dev_tgt).item();
+        } else {
+          Tensor out = y.contiguous();
+          pp_.send(out, (s + 1) % p, 2);
+        }
       }
     }
   }

@@ -1,13 +1,14 @@
 // Pipeline parallelism: the executor of a parallel::pipeline_schedule action list. This
-// rank holds one stage (a contiguous range of layers; the embeddings on the first stage,
-// ln_f and the tied head on the last). Activations [B,T,C] go forward and their gradients
+// rank holds one stage: a contiguous range of layers, or under the interleaved schedule v
+// chunks (virtual stages c·p + s); the embeddings feed the first stage's chunk 0, ln_f and
+// the tied head follow the last stage's last chunk. Activations [B,T,C] go forward and their gradients
 // back over the pp group; every maximal run of consecutive sends and receives is issued as
 // one Communicator::exchange and completed before the next compute, the rule under which
 // the schedules cannot deadlock (pipeline_schedule.h).
 //
-// A stage's forward of micro-batch i keeps the received activation (a leaf that requires
-// grad) and its output until the backward of i: received gradient in, the input's gradient
-// out. The last stage's loss is summed over the pp group, so every stage reports it.
+// A stage's forward of micro-batch i through chunk c keeps the received activation (a leaf
+// that requires grad) and its output until the backward of (i, c): received gradient in,
+// the input's gradient out. The last stage's loss is summed over the pp group, so every stage reports it.
 #pragma once
 
 #include <map>
@@ -44,9 +45,12 @@ class PipelineSchedule final : public Schedule {
     std::unique_ptr<BatchBuffer> batch;
   };
   Tensor activation_buffer() const;
-  // Forward of micro-batch `mb`: from the data (first stage) or the received activation.
-  void forward(const StepWork& w, int mb, InFlight& f, double& loss_sum);
-  void backward(const StepWork& w, int mb, InFlight& f, bool last, GradSync& sync);
+  // Forward of micro-batch `mb` through `chunk`: from the data (virtual stage 0) or the
+  // received activation.
+  void forward(const StepWork& w, int mb, int chunk, InFlight& f, double& loss_sum);
+  void backward(const StepWork& w, int chunk, InFlight& f, bool last, GradSync& sync);
+  bool first_virtual(int chunk) const;  // virtual stage 0: reads the data
+  bool last_virtual(int chunk) const;   // the last virtual stage: computes the loss
 
   parallel::Schedule kind_;
   const model::Gpt& gpt_;

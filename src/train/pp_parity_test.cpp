@@ -27,13 +27,13 @@ namespace fs = std::filesystem;
 std::string g_dir;
 std::map<std::string, int64_t> g_stage0_activations;  // schedule -> rank 0's activations_peak
 
-Config base_config(const std::string& run, int micro) {
+Config base_config(const std::string& run, int micro, int n_layer = 4) {
   Config c;
   c.run.dir = (fs::path(g_dir) / run).string();
   c.run.seed = 17;
   c.model.vocab_size = 64;
   c.model.block_size = 16;
-  c.model.n_layer = 4;
+  c.model.n_layer = n_layer;
   c.model.n_head = 2;
   c.model.n_embd = 32;
   c.model.dropout = 0.1;
@@ -70,14 +70,16 @@ void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t
   }
 }
 
-void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}, int pp = 2) {
+void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}, int pp = 2, int v = 1,
+                    int n_layer = 4) {
   parallel::Runtime& rt = parallel::testing::runtime();
-  const std::string name =
-      "pp" + std::to_string(pp) + "_" + schedule + (pp_layers.empty() ? "" : "_uneven");
-  Config c = base_config(name, 2);
+  const std::string name = "pp" + std::to_string(pp) + "_" + schedule + (pp_layers.empty() ? "" : "_uneven") +
+                           (v > 1 ? "_v" + std::to_string(v) : "") + "_L" + std::to_string(n_layer);
+  Config c = base_config(name, 2, n_layer);
   c.parallel.pp = pp;
   c.parallel.pp_schedule = schedule;
   c.parallel.pp_layers = pp_layers;
+  c.parallel.virtual_stages = v;
   auto ctx = parallel::ParallelContext::create(rt, resolve_layout(c, rt.size()));
   SCOPED_TRACE(schedule + " " + ctx->layout.str());
   std::ostringstream log;
@@ -85,12 +87,13 @@ void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}
   ASSERT_EQ(got.steps.size(), 20u);
 
   // rank 0 is stage 0 of dp rank 0: it sends each micro-batch's activation [2,16,32] f32 to
-  // stage 1, all-reduces the loss and the norm's sum (8 bytes each over pp stages:
-  // 2(pp-1)/pp of it) and the tied embedding's gradient [64,32] f32 over the embedding
-  // group of 2 (first and last stage).
+  // stage 1 (interleaved: from each of its v chunks, and each chunk after the first sends
+  // the gradient of its input back to the last stage: (2v-1)·m messages), all-reduces the
+  // loss and the norm's sum (8 bytes each over pp stages: 2(pp-1)/pp of it) and the tied
+  // embedding's gradient [64,32] f32 over the embedding group of 2 (first and last stage).
   const int64_t micro_batches = 8 / 2 / ctx->layout.dp;
   const int64_t scalar = 2 * (pp - 1) * 8 / pp;
-  const int64_t want_pp = micro_batches * 2 * 16 * 32 * 4 + 2 * scalar + 64 * 32 * 4;
+  const int64_t want_pp = (2 * v - 1) * micro_batches * 2 * 16 * 32 * 4 + 2 * scalar + 64 * 32 * 4;
   if (ctx->rank == 0) {
     for (const StepMetrics& m : got.steps) EXPECT_EQ(m.comm_bytes.pp, want_pp) << "step " << m.step;
   }
@@ -110,14 +113,14 @@ void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}
   EXPECT_NE(log.str().find("pp=" + std::to_string(pp)), std::string::npos) << log.str();
   // Stage 0 holds every micro-batch's activations under GPipe, at most pp of them under
   // 1F1B: fewer when there are more micro-batches than stages.
-  const std::string key = std::to_string(pp) + (pp_layers.empty() ? "" : "uneven");
+  const std::string key = std::to_string(pp) + (pp_layers.empty() ? "" : "uneven") + std::to_string(n_layer);
   g_stage0_activations[schedule + key] = got.memory.activations_peak;
   if (schedule == "1f1b" && g_stage0_activations.count("gpipe" + key) && micro_batches > pp) {
     EXPECT_LT(got.memory.activations_peak, g_stage0_activations["gpipe" + key]);
   }
   const testing::Json mem = testing::Json::parse_file((fs::path(c.run.dir) / "memory.json").string());
   ASSERT_EQ(mem["ranks"].array.size(), static_cast<size_t>(rt.size()));
-  Config one = base_config(name + "_ref", 8);
+  Config one = base_config(name + "_ref", 8, n_layer);
   std::ostringstream ref_log;
   const TrainSummary ref = train(one, ref_log);
   expect_same_losses(ref, got);
@@ -141,12 +144,20 @@ void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}
 TEST(PipelineParallel, GpipeMatchesOneProcess) { check_pipeline("gpipe"); }
 TEST(PipelineParallel, OneFOneBMatchesOneProcess) { check_pipeline("1f1b"); }
 // parallel.pp_layers: one layer on the first stage (with the embeddings), three on the last.
+// Interleaved 1F1B: two chunks of one layer per stage (stage 0 holds layers 0 and 2).
+TEST(PipelineParallel, InterleavedMatchesOneProcess) { check_pipeline("interleaved", {}, 2, 2); }
 TEST(PipelineParallel, UnevenStagesMatchOneProcess) { check_pipeline("1f1b", {1, 3}); }
 // Every rank a stage: at -np 4, four stages of one layer each, both schedules.
 TEST(PipelineParallel, FourStagesMatchOneProcess) {
   if (parallel::testing::runtime().size() != 4) GTEST_SKIP() << "needs 4 ranks";
   check_pipeline("gpipe", {}, 4);
   check_pipeline("1f1b", {}, 4);
+}
+// Four stages (dp = 1 at -np 4: m = 4, divisible by 4) of two chunks each over 8 layers.
+TEST(PipelineParallel, FourStagesInterleavedMatchOneProcess) {
+  if (parallel::testing::runtime().size() != 4) GTEST_SKIP() << "needs 4 ranks";
+  check_pipeline("gpipe", {}, 4, 1, 8);
+  check_pipeline("interleaved", {}, 4, 2, 8);
 }
 
 }  // namespace

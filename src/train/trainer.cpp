@@ -107,6 +107,23 @@ parallel::Layout resolve_layout(const Config& config, int world_size) {
   };
   rule(config.model.n_head % l.tp == 0, str_cat("model.n_head = ", config.model.n_head,
                                                 " is not divisible by parallel.tp = ", l.tp));
+  const ParallelConfig& par = config.parallel;
+  const bool interleaved = par.pp_schedule == "interleaved";
+  rule(interleaved || par.virtual_stages == 1,
+       str_cat("parallel.virtual_stages = ", par.virtual_stages, " needs parallel.pp_schedule: interleaved (",
+               par.pp_schedule, " runs one chunk per stage)"));
+  if (interleaved && l.pp > 1) {
+    const int64_t v = par.virtual_stages, m = config.train.global_batch_size /
+                                              std::max<int64_t>(1, config.train.micro_batch_size * l.dp);
+    rule(par.pp_layers.empty(), "parallel.pp_layers cannot be given with parallel.pp_schedule: interleaved "
+                                "(its chunks are n_layer / (pp · virtual_stages) layers each)");
+    rule(config.model.n_layer % (l.pp * v) == 0,
+         str_cat("model.n_layer = ", config.model.n_layer, " is not divisible by parallel.pp · parallel.virtual_stages = ",
+                 l.pp, " · ", v, " (the interleaved schedule's chunks)"));
+    rule(m % l.pp == 0, str_cat("the interleaved schedule needs the micro-batches per step, m = global_batch_size / "
+                                "(micro_batch_size · dp) = ", m, ", divisible by parallel.pp = ", l.pp,
+                                "; use gpipe or 1f1b, or change the batch sizes"));
+  }
   rule(!config.parallel.pp_layers.empty() || config.model.n_layer % l.pp == 0,
        str_cat("model.n_layer = ", config.model.n_layer, " is not divisible by parallel.pp = ", l.pp,
                " (or give each stage's layers in parallel.pp_layers)"));

@@ -93,6 +93,38 @@ TEST_F(TrainerTest, TensorParallelLayoutRulesNameTheKeys) {
   EXPECT_EQ(resolve_layout(c, 1).tp, 1) << "sequence parallelism asks nothing at tp = 1";
 }
 
+TEST_F(TrainerTest, InterleavedScheduleRulesNameTheKeys) {
+  Config c = config("interleaved_rules");
+  c.model.n_layer = 6;
+  c.parallel.pp = 2;
+  c.parallel.pp_schedule = "interleaved";
+  c.parallel.virtual_stages = 2;  // 6 layers are not 2 x 2 chunks
+  c.train.global_batch_size = 6;
+  c.train.micro_batch_size = 2;  // m = 3, not divisible by 2
+  try {
+    resolve_layout(c, 2);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.n_layer = 6 is not divisible by parallel.pp · parallel.virtual_stages = 2 · 2"),
+              std::string::npos) << m;
+    EXPECT_NE(m.find("m = global_batch_size / (micro_batch_size · dp) = 3, divisible by parallel.pp = 2"),
+              std::string::npos) << m;
+  }
+  c.parallel.pp_schedule = "1f1b";
+  try {
+    resolve_layout(c, 2);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parallel.virtual_stages = 2 needs parallel.pp_schedule: interleaved"),
+              std::string::npos) << e.what();
+  }
+  c.parallel.pp_schedule = "interleaved";
+  c.model.n_layer = 8;
+  c.train.global_batch_size = 8;
+  EXPECT_EQ(resolve_layout(c, 2).pp, 2);
+}
+
 TEST_F(TrainerTest, ResumedRunContinuesBitIdentically) {
   for (bool async : {true, false}) {
     Config a = config(async ? "a_async" : "a_sync");
