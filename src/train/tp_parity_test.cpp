@@ -4,7 +4,8 @@
 // takes the whole batch of 8 in one micro-batch, the tp runs micro-batches of 2. Per-step
 // losses agree to 1e-5 relative and gradient norms to 1e-4 over 20 steps; model.h5 holds the
 // one process's tensors in their global shapes; per-rank parameter bytes and comm_bytes.tp
-// equal their analytic counts; a tp = 2 checkpoint resumes at tp = 2 exactly.
+// equal their analytic counts; each layout's checkpoint resumes in one process on the same
+// curve, and a tp = 2 checkpoint resumes at tp = 2 exactly.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -141,6 +142,13 @@ void check(int tp, int pp, bool sp) {
     const auto va = a[0].tensor.to_vector<float>(), vb = b[0].tensor.to_vector<float>();
     for (size_t i = 0; i < va.size(); ++i) ASSERT_NEAR(va[i], vb[i], 1e-4) << tensor << " [" << i << "]";
   }
+  // The tp checkpoint at step 10 (its boxes, no padding) resumes in one process on the curve.
+  Config again = one;
+  again.run.dir = (fs::path(g_dir) / (name + "_resumed")).string();
+  TrainOptions o;
+  o.resume = (fs::path(c.run.dir) / "checkpoints" / "step_00000010").string();
+  std::ostringstream resume_log;
+  expect_same_losses(ref, train(again, resume_log, o), 10);
 }
 
 int world_size() { return parallel::testing::runtime().size(); }
