@@ -102,13 +102,16 @@ int64_t tp_bytes(int tp, int pp, int dp, bool sp, const parallel::Coord& c) {
   return bytes;
 }
 
-void check(int tp, int pp, bool sp) {
+void check(int tp, int pp, bool sp, const std::string& schedule = "1f1b", int v = 1) {
   parallel::Runtime& rt = parallel::testing::runtime();
-  const std::string name = "tp" + std::to_string(tp) + "_pp" + std::to_string(pp) + (sp ? "_sp" : "");
+  const std::string name =
+      "tp" + std::to_string(tp) + "_pp" + std::to_string(pp) + (sp ? "_sp" : "") + "_" + schedule;
   Config c = base_config(name, 2);
   c.parallel.tp = tp;
   c.parallel.pp = pp;
   c.parallel.sequence_parallel = sp;
+  c.parallel.pp_schedule = schedule;
+  c.parallel.virtual_stages = v;
   auto ctx = parallel::ParallelContext::create(rt, resolve_layout(c, rt.size()));
   SCOPED_TRACE(name + " " + ctx->layout.str());
   std::ostringstream log;
@@ -164,6 +167,7 @@ TEST(TensorParallel, WithPipelineStagesMatchesOneProcess) {
   if (world_size() != 4) GTEST_SKIP() << "needs 4 ranks";
   check(2, 2, false);
   check(2, 2, true);
+  check(2, 2, true, "interleaved", 2);  // two chunks of one layer per stage
 }
 
 // A tp = 2 checkpoint at step 10, resumed at tp = 2: the same steps 11..20, bit for bit.
