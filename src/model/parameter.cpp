@@ -96,6 +96,81 @@ Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> 
   return p;
 }
 
+namespace {
+
+// [a, b) of a row-major block of `shape` (a <= b, both inside it) as contiguous boxes, offsets
+// relative to the block; `base` is the flat index of the block's first element.
+void decompose(const Shape& shape, int64_t a, int64_t b, int64_t base, const Shape& prefix,
+               std::vector<FlatPiece>& out) {
+  if (a >= b) return;
+  const size_t nd = shape.size();
+  if (nd == 0) {
+    out.push_back({Box{prefix, Shape(prefix.size(), 1)}, base});
+    return;
+  }
+  const Shape inner_shape(shape.begin() + 1, shape.end());
+  const int64_t inner = shape_numel(inner_shape);
+  const auto piece = [&](int64_t row0, int64_t rows) {  // whole rows [row0, row0 + rows)
+    Box box;
+    box.offsets = prefix;
+    box.offsets.push_back(row0);
+    box.offsets.insert(box.offsets.end(), inner_shape.size(), 0);
+    box.shape = Shape(prefix.size(), 1);
+    box.shape.push_back(rows);
+    box.shape.insert(box.shape.end(), inner_shape.begin(), inner_shape.end());
+    out.push_back({box, base + row0 * inner});
+  };
+  if (nd == 1) {
+    Box box{prefix, Shape(prefix.size(), 1)};
+    box.offsets.push_back(a);
+    box.shape.push_back(b - a);
+    out.push_back({box, base + a});
+    return;
+  }
+  int64_t r0 = a / inner;
+  const int64_t r1 = b / inner;  // rows [r0, r1) may be whole; row r1 partial when b % inner
+  Shape row_prefix = prefix;
+  row_prefix.push_back(r0);
+  if (a % inner != 0 || r0 == r1) {  // a partial first row (or the range inside one row)
+    const int64_t stop = r0 == r1 ? b - r0 * inner : inner;
+    decompose(inner_shape, a - r0 * inner, stop, base + r0 * inner, row_prefix, out);
+    if (r0 == r1) return;
+    ++r0;
+  }
+  if (r1 > r0) piece(r0, r1 - r0);
+  if (b % inner != 0) {
+    row_prefix.back() = r1;
+    decompose(inner_shape, 0, b - r1 * inner, base + r1 * inner, row_prefix, out);
+  }
+}
+
+}  // namespace
+
+std::vector<FlatPiece> flat_range_pieces(const Parameter& p, int64_t begin, int64_t end) {
+  const int64_t n = p.tensor.numel();
+  TN_CHECK(0 <= begin && begin <= end && end <= n, "parameter", p.name, ": elements [", begin, ", ", end,
+           ") are not a range of its ", n);
+  std::vector<FlatPiece> out;
+  if (p.global_shape.empty()) {
+    if (begin < end) out.push_back({p.boxes[0], 0});
+    return out;
+  }
+  const int64_t inner = p.boxes[0].numel() / std::max<int64_t>(p.boxes[0].shape[0], 1);
+  for (size_t k = 0; k < p.boxes.size(); ++k) {
+    const Box& box = p.boxes[k];
+    const int64_t first = p.row_begin(k) * inner, last = first + box.numel();
+    const int64_t a = std::max(begin, first), b = std::min(end, last);
+    if (a >= b) continue;
+    std::vector<FlatPiece> local;
+    decompose(box.shape, a - first, b - first, first, {}, local);
+    for (FlatPiece& f : local) {  // box-relative to global
+      for (size_t d = 0; d < f.box.offsets.size(); ++d) f.box.offsets[d] += box.offsets[d];
+      out.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
 void init_parameter(Parameter& p, uint64_t seed) {
   const bool on_host = p.tensor.device().is_cpu();
   Tensor host = on_host ? p.tensor : Tensor::empty(p.tensor.shape(), p.tensor.dtype());

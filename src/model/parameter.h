@@ -76,6 +76,18 @@ std::vector<Box> whole_box(const Shape& global_shape);
 // Rows [begin, end) of dim `dim` of the global shape (the other dims whole).
 Box range_box(const Shape& global_shape, int dim, int64_t begin, int64_t end);
 
+// A contiguous range [begin, end) of `tensor`'s elements (row-major, the boxes stacked,
+// padding rows after them) as pieces that are each a box of the global tensor and contiguous
+// in `tensor`: per box it crosses, a partial first row, a block of whole rows, a partial
+// last row (recursively for more dims). Padding elements are in no piece. How a ZeRO shard,
+// a flat range of a flat buffer, is written as checkpoint datasets (FORMAT.md).
+struct FlatPiece {
+  Box box;                 // in the global tensor
+  int64_t local_begin = 0;  // flat index in `tensor` of the piece's first element
+  bool operator==(const FlatPiece&) const = default;
+};
+std::vector<FlatPiece> flat_range_pieces(const Parameter& p, int64_t begin, int64_t end);
+
 // Initial values as a pure function of (seed, name, global index): N(0, init_std) box by
 // box at its global offsets, or init_value; padding rows 0. Drawn on the host, copied to
 // the device.
