@@ -18,6 +18,10 @@ bool is_leaf(const Tensor& t);  // no grad_fn
 // The accumulated gradient of a leaf (undefined before its first backward).
 Tensor grad(const Tensor& t);
 void zero_grad(Tensor& t);  // drops the gradient (next backward writes a fresh one)
+// Makes `g` (same shape, dtype and device as the leaf t, which requires grad) t's gradient:
+// backward then adds into g in place, so g may be a view of a larger buffer (ZeRO's and the
+// data-parallel reducer's flat buffers). zero_grad drops it again.
+void set_grad(Tensor& t, const Tensor& g);
 // The node that produced t (null for leaves and tensors made without grad).
 std::shared_ptr<Node> grad_fn(const Tensor& t);
 // A tensor that shares t's data but has no history.

@@ -153,6 +153,15 @@ Tensor grad(const Tensor& t) {
   return m ? m->grad : Tensor();
 }
 
+void set_grad(Tensor& t, const Tensor& g) {
+  TN_CHECK(is_leaf(t) && requires_grad(t), "set_grad", "needs a leaf that requires grad, got ", t.str());
+  TN_CHECK(g.defined() && g.shape() == t.shape() && g.dtype() == t.dtype() && g.device() == t.device() &&
+               g.is_contiguous(),
+           "set_grad", "the gradient must be a contiguous tensor like ", t.str(), ", got ",
+           g.defined() ? g.str() : std::string("an undefined tensor"));
+  ensure_meta(t).grad = g;
+}
+
 void zero_grad(Tensor& t) {
   if (AutogradMeta* m = meta(t)) m->grad = Tensor();
 }

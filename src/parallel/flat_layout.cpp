@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "autograd/autograd.h"
 #include "core/error.h"
 
 namespace ternion::parallel {
@@ -58,6 +59,47 @@ int64_t FlatLayout::total_numel() const {
   int64_t n = 0;
   for (const FlatBucket& b : buckets_) n += b.numel;
   return n;
+}
+
+namespace {
+
+std::vector<int64_t> numels_of(const std::vector<Tensor*>& params) {
+  std::vector<int64_t> n;
+  for (const Tensor* p : params) n.push_back(p->numel());
+  return n;
+}
+
+}  // namespace
+
+FlatBuffers::FlatBuffers(const std::vector<Tensor*>& params, int64_t bucket_elems, int dp)
+    : layout_(numels_of(params), bucket_elems, dp) {
+  for (size_t k = 0; k < params.size(); ++k) {
+    const Tensor& p = *params[k];
+    TN_CHECK(autograd::is_leaf(p) && autograd::requires_grad(p) && p.is_contiguous(), "flat_buffers", "parameter ",
+             k, " must be a contiguous leaf that requires grad, got ", p.str());
+    TN_CHECK(p.dtype() == params[0]->dtype() && p.device() == params[0]->device(), "flat_buffers", "parameter ", k,
+             " ", p.str(), " differs in dtype or device from ", params[0]->str());
+  }
+  const DType dtype = params.empty() ? DType::f32 : params[0]->dtype();
+  const Device device = params.empty() ? Device::cpu() : params[0]->device();
+  for (const FlatBucket& b : layout_.buckets()) {
+    params_.push_back(Tensor::zeros({b.numel}, dtype, device));
+    grads_.push_back(Tensor::zeros({b.numel}, dtype, device));
+  }
+  for (size_t k = 0; k < params.size(); ++k) {
+    Tensor& p = *params[k];
+    const int b = layout_.bucket_of(static_cast<int>(k));
+    const FlatSegment& s = layout_.segment_of(static_cast<int>(k));
+    Tensor view = params_[static_cast<size_t>(b)].slice(0, s.offset, s.offset + s.numel).view(p.shape());
+    view.copy_(p);
+    autograd::set_requires_grad(view);
+    autograd::set_grad(view, grads_[static_cast<size_t>(b)].slice(0, s.offset, s.offset + s.numel).view(p.shape()));
+    p = view;
+  }
+}
+
+void FlatBuffers::zero_grads() {
+  for (Tensor& g : grads_) g.fill_(0.0);
 }
 
 }  // namespace ternion::parallel

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace ternion::parallel {
 
 // Elements [offset, offset + numel) of a bucket hold elements [param_offset, param_offset +
@@ -58,6 +60,31 @@ class FlatLayout {
   int dp_;
   std::vector<FlatBucket> buckets_;
   std::vector<std::pair<int, std::size_t>> where_;  // per parameter: bucket, index in its params
+};
+
+// The flat buffers themselves: one parameter buffer and one gradient buffer per bucket of
+// a FlatLayout, each parameter a view of the first (same values; still a leaf that requires
+// grad) and its gradient a view of the second (autograd::set_grad), so backward accumulates
+// straight into the buckets and a bucket's collective runs on the buffer itself, with no
+// copy in or out. Padding elements are zero.
+class FlatBuffers {
+ public:
+  // params: leaves that require grad, one dtype and device, each contiguous; the pointed-to
+  // tensors are replaced by their views (anything that holds the old tensors, such as hooks
+  // or optimizer references, must be made after). Their current values are copied in; the
+  // gradients start at zero.
+  FlatBuffers(const std::vector<Tensor*>& params, int64_t bucket_elems, int dp);
+
+  const FlatLayout& layout() const { return layout_; }
+  Tensor& params(int bucket) { return params_.at(static_cast<size_t>(bucket)); }
+  Tensor& grads(int bucket) { return grads_.at(static_cast<size_t>(bucket)); }
+  // Zeroes every gradient buffer; the gradients stay views of them (use this, not
+  // autograd::zero_grad, between steps).
+  void zero_grads();
+
+ private:
+  FlatLayout layout_;
+  std::vector<Tensor> params_, grads_;  // per bucket, 1-D
 };
 
 }  // namespace ternion::parallel

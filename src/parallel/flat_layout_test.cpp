@@ -7,6 +7,8 @@
 
 #include <random>
 
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
 #include "core/error.h"
 
 namespace ternion::parallel {
@@ -102,6 +104,60 @@ TEST(FlatLayout, BadArgumentsAreNamed) {
   EXPECT_THROW(FlatLayout({1}, 10, 0), Error);
   EXPECT_THROW(FlatLayout({1}, 0, 2), Error);
   EXPECT_THROW(FlatLayout({1, -1}, 10, 2), Error);
+}
+
+// Parameters moved into flat buffers train the same bits: the forward reads the views, and
+// backward accumulates into the gradient buffer in place, across micro-batches, until
+// zero_grads.
+TEST(FlatBuffers, ViewsTrainTheSameBitsAndAccumulateInTheBuffer) {
+  const auto make = [](const Shape& shape, float base) {
+    std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = base + 0.01f * static_cast<float>(i % 17) - 0.05f;
+    Tensor t = Tensor::from_vector(v, shape);
+    autograd::set_requires_grad(t);
+    return t;
+  };
+  Tensor w1 = make({5, 3}, 0.3f), b1 = make({5}, 0.1f), w2 = make({2, 5}, -0.2f);
+  Tensor r1 = w1.clone(), rb1 = b1.clone(), r2 = w2.clone();
+  for (Tensor* t : {&r1, &rb1, &r2}) autograd::set_requires_grad(*t);
+  const Tensor x = make({4, 3}, 0.5f);
+  const auto loss = [&](const Tensor& a, const Tensor& b, const Tensor& c) {
+    Tensor y = autograd::linear(autograd::gelu(autograd::linear(x, a, b)), c);
+    return autograd::sum(autograd::mul(y, y));
+  };
+  FlatBuffers flat({&w1, &b1, &w2}, /*bucket_elems=*/16, /*dp=*/3);  // w2 + b1 in one bucket, w1 alone
+  ASSERT_EQ(flat.layout().buckets().size(), 2u);
+  EXPECT_EQ(w1.to_vector<float>(), r1.to_vector<float>()) << "values kept";
+  EXPECT_TRUE(autograd::is_leaf(w1) && autograd::requires_grad(w1));
+  for (int step = 0; step < 2; ++step) {
+    for (int micro = 0; micro < 2; ++micro) {
+      autograd::backward(loss(w1, b1, w2));
+      autograd::backward(loss(r1, rb1, r2));
+    }
+    for (auto [mine, ref] : {std::pair{&w1, &r1}, {&b1, &rb1}, {&w2, &r2}}) {
+      EXPECT_EQ(autograd::grad(*mine).to_vector<float>(), autograd::grad(*ref).to_vector<float>());
+      autograd::zero_grad(*ref);
+    }
+    // The gradients live in the buffer: its segment for w2 is w2's gradient.
+    const FlatSegment& s = flat.layout().segment_of(2);
+    Tensor in_buffer = flat.grads(flat.layout().bucket_of(2)).slice(0, s.offset, s.offset + s.numel);
+    EXPECT_EQ(in_buffer.to_vector<float>(), autograd::grad(w2).contiguous().view({s.numel}).to_vector<float>());
+    flat.zero_grads();
+    EXPECT_EQ(autograd::grad(w2).to_vector<float>(), std::vector<float>(10, 0.0f)) << "zeroed, still a view";
+  }
+  // Padding stays zero.
+  for (int b = 0; b < 2; ++b) {
+    const FlatBucket& bucket = flat.layout().buckets()[static_cast<size_t>(b)];
+    for (int64_t i = bucket.used; i < bucket.numel; ++i) {
+      EXPECT_EQ(flat.params(b).data<float>()[i], 0.0f);
+      EXPECT_EQ(flat.grads(b).data<float>()[i], 0.0f);
+    }
+  }
+}
+
+TEST(FlatBuffers, RefusesTensorsThatAreNotParameters) {
+  Tensor plain = Tensor::zeros({3});
+  EXPECT_THROW(FlatBuffers({&plain}, 8, 2), Error);
 }
 
 }  // namespace

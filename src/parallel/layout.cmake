@@ -7,7 +7,7 @@ target_link_libraries(ternion_parallel PUBLIC ternion_comm ternion_core PRIVATE 
 ternion_test(topology_test SOURCES topology_test.cpp LIBS ternion_parallel TIMEOUT 120)
 ternion_test(pipeline_schedule_test SOURCES pipeline_schedule_test.cpp LIBS ternion_parallel TIMEOUT 120)
 # ZeRO's flat buffers: buckets, padding and each dp rank's range.
-ternion_test(flat_layout_test SOURCES flat_layout_test.cpp LIBS ternion_parallel TIMEOUT 120)
+ternion_test(flat_layout_test SOURCES flat_layout_test.cpp LIBS ternion_parallel ternion_autograd TIMEOUT 120)
 if(TERNION_BUILD_TESTS)
   add_executable(data_parallel_test data_parallel_test.cpp)
   target_link_libraries(data_parallel_test PRIVATE ternion_parallel ternion_autograd ternion_mpi_test_main ternion_warnings)
