@@ -145,6 +145,13 @@ void read_tensor(const Manifest& m, const std::string& name, const Shape& global
 // Verifies every tensor's checksum; returns the number verified. Throws on the first failure.
 int64_t verify(const Manifest& m);
 
+// Everything wrong with a checkpoint whose manifest reads, without stopping at the first
+// problem: each dataset's checksum (and that it reads), and for each tensor that its
+// datasets agree on the global shape, cover it exactly and hold the same values where they
+// overlap. One line per problem, naming the tensor and the file or files; empty when the
+// checkpoint is sound (`ternion checkpoint verify`).
+std::vector<std::string> verify_report(const Manifest& m);
+
 // <run_dir>/checkpoints/<latest>, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
 // Complete checkpoints under run_dir, newest first.

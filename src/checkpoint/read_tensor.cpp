@@ -2,6 +2,8 @@
 // layout wrote them (FORMAT.md "Rank files"), and verify.
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/coverage.h"
@@ -97,6 +99,53 @@ void read_tensor(const Manifest& m, const std::string& name, const Shape& global
 int64_t verify(const Manifest& m) {
   for (const TensorInfo& ti : m.tensors) read_dataset(m.dir, ti);
   return static_cast<int64_t>(m.tensors.size());
+}
+
+std::vector<std::string> verify_report(const Manifest& m) {
+  std::vector<std::string> problems;
+  std::map<std::string, std::vector<const TensorInfo*>> tensors;  // by tensor name, datasets in order
+  std::set<std::string> damaged;
+  for (const TensorInfo& ti : m.tensors) {
+    const std::string name = ti.name.substr(0, ti.name.find('@'));
+    tensors[name].push_back(&ti);
+    try {
+      read_dataset(m.dir, ti);
+    } catch (const Error& e) {
+      problems.push_back(str_cat(ti.file, ": ", ti.name, ": ", e.what()));
+      damaged.insert(name);
+    }
+  }
+  for (const auto& [name, parts] : tensors) {
+    const Shape& global = parts.front()->global_shape;
+    bool shapes_agree = true;
+    std::vector<Box> pieces;
+    for (const TensorInfo* ti : parts) {
+      if (ti->global_shape != global) {
+        problems.push_back(str_cat(name, ": ", ti->file, " gives the global shape ", shape_str(ti->global_shape), ", ",
+                                   parts.front()->file, " ", shape_str(global)));
+        shapes_agree = false;
+      }
+      pieces.push_back(box_of(*ti));
+    }
+    if (!shapes_agree) continue;
+    const Box whole{std::vector<int64_t>(global.size(), 0), global};
+    const std::vector<Box> gaps = uncovered(whole, pieces);
+    if (!gaps.empty()) {
+      int64_t missing = 0;
+      for (const Box& g : gaps) missing += g.numel();
+      problems.push_back(str_cat(name, ": ", missing, " of its ", whole.numel(), " elements (global shape ",
+                                 shape_str(global), ") are in no dataset, the first at ", box_str(gaps.front())));
+      continue;
+    }
+    if (damaged.count(name)) continue;  // its checksum problem is reported above
+    try {  // overlapping datasets must agree
+      Tensor out = Tensor::empty(global, DType::f32);
+      read_tensor(m, name, global, whole.offsets, out);
+    } catch (const Error& e) {
+      problems.push_back(str_cat(name, ": ", e.what()));
+    }
+  }
+  return problems;
 }
 
 }  // namespace ternion::checkpoint

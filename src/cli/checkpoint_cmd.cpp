@@ -1,7 +1,9 @@
-// `ternion checkpoint inspect DIR` and `ternion checkpoint export DIR --output model.h5`.
+// `ternion checkpoint inspect DIR`, `ternion checkpoint verify DIR` and
+// `ternion checkpoint export DIR --output model.h5`.
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 
 #include "checkpoint/checkpoint.h"
@@ -16,12 +18,6 @@
 namespace ternion::cli {
 
 namespace {
-
-constexpr const char* kUsage =
-    "usage: ternion checkpoint inspect DIR\n"
-    "       ternion checkpoint export DIR --output model.h5\n"
-    "DIR is a checkpoint directory (run/checkpoints/step_00000100) or a run directory (its\n"
-    "latest checkpoint is used).\n";
 
 std::string resolve(const std::string& dir) {
   if (std::filesystem::exists(std::filesystem::path(dir) / checkpoint::kManifestFile)) return dir;
@@ -53,6 +49,29 @@ int inspect(const std::string& dir) {
   const int64_t n = checkpoint::verify(m);
   std::printf("  checksums: all %lld tensors verified (xxh64)\n", static_cast<long long>(n));
   return 0;
+}
+
+int verify(const std::string& dir) {
+  const std::string path = resolve(dir);
+  checkpoint::Manifest m;
+  try {
+    m = checkpoint::read_manifest(path);
+  } catch (const Error& e) {
+    std::printf("checkpoint %s: cannot be read: %s\n", path.c_str(), e.what());
+    return 1;
+  }
+  const std::vector<std::string> problems = checkpoint::verify_report(m);
+  std::set<std::string> names;
+  for (const auto& t : m.tensors) names.insert(t.name.substr(0, t.name.find('@')));
+  if (problems.empty()) {
+    std::printf("checkpoint %s: ok (step %lld; %zu tensors in %zu datasets over %zu files: every checksum, every "
+                "tensor covered exactly)\n",
+                m.dir.c_str(), static_cast<long long>(m.step), names.size(), m.tensors.size(), m.file_bytes.size());
+    return 0;
+  }
+  std::printf("checkpoint %s: %zu problem(s)\n", m.dir.c_str(), problems.size());
+  for (const std::string& p : problems) std::printf("  %s\n", p.c_str());
+  return 1;
 }
 
 int export_weights(const std::string& dir, const std::string& output) {
@@ -90,7 +109,7 @@ int export_weights(const std::string& dir, const std::string& output) {
 
 int run_checkpoint(int argc, char** argv) {
   if (argc < 3) {
-    std::fputs(kUsage, stderr);
+    std::fputs(kCheckpointUsage, stderr);
     return 2;
   }
   const std::string sub = argv[1];
@@ -99,11 +118,15 @@ int run_checkpoint(int argc, char** argv) {
     Args args(argc - 2, argv + 2, {});
     return inspect(dir);
   }
+  if (sub == "verify") {
+    Args args(argc - 2, argv + 2, {});
+    return verify(dir);
+  }
   if (sub == "export") {
     Args args(argc - 2, argv + 2, {"output"});
     return export_weights(dir, args.required("output"));
   }
-  std::fputs(kUsage, stderr);
+  std::fputs(kCheckpointUsage, stderr);
   return 2;
 }
 

@@ -42,11 +42,15 @@ const char* const kSampleUsage =
 
 const char* const kCheckpointUsage =
     "usage: ternion checkpoint inspect DIR\n"
+    "       ternion checkpoint verify DIR\n"
     "       ternion checkpoint export DIR --output model.h5\n"
     "DIR is a checkpoint directory (run/checkpoints/step_00000100) or a run directory (its\n"
     "latest checkpoint is used).\n"
     "  inspect               prints the checkpoint's step, layout, files and tensors and\n"
     "                        verifies every checksum\n"
+    "  verify                checks every dataset's checksum and that every tensor is\n"
+    "                        covered exactly (and agrees where copies overlap); reports\n"
+    "                        every problem, naming the file and tensor; exit 0 only if none\n"
     "  export --output FILE  writes the parameters, whole, as weights for 'ternion sample'\n";
 
 const char* const kPlotUsage =
