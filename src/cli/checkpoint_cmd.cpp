@@ -5,8 +5,10 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/coverage.h"
 #include "checkpoint/format.h"
 #include "checkpoint/weights_file.h"
 #include "cli/args.h"
@@ -40,14 +42,35 @@ int inspect(const std::string& dir) {
     std::printf("    %-16s %12lld bytes\n", f.c_str(), static_cast<long long>(bytes));
     total += bytes;
   }
-  std::printf("  tensors (%zu, %.1f MiB on disk):\n", m.tensors.size(), static_cast<double>(total) / 1048576.0);
+  // Each tensor once, with the parts of it each rank file holds (half-open index ranges).
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const checkpoint::TensorInfo*>> parts;
   for (const auto& t : m.tensors) {
-    std::printf("    %-56s %s %-14s at %-10s of %-14s %s\n", t.name.c_str(), t.dtype.c_str(),
-                shape_str(t.shape).c_str(), shape_str(Shape(t.offsets)).c_str(),
-                shape_str(t.global_shape).c_str(), t.file.c_str());
+    const std::string name = t.name.substr(0, t.name.find('@'));
+    if (!parts.count(name)) order.push_back(name);
+    parts[name].push_back(&t);
+  }
+  std::printf("  tensors (%zu in %zu datasets, %.1f MiB on disk), and which file holds which part:\n", order.size(),
+              m.tensors.size(), static_cast<double>(total) / 1048576.0);
+  for (const std::string& name : order) {
+    const auto& ps = parts[name];
+    std::string where;
+    std::string file;
+    for (const checkpoint::TensorInfo* t : ps) {
+      if (t->file != file) {
+        if (!where.empty()) where += "; ";
+        where += t->file;
+        where += ':';
+        file = t->file;
+      }
+      where += ' ';
+      where += checkpoint::box_str(checkpoint::Box{t->offsets, t->shape});
+    }
+    std::printf("    %-56s %s %-14s %s\n", name.c_str(), ps.front()->dtype.c_str(),
+                shape_str(ps.front()->global_shape).c_str(), where.c_str());
   }
   const int64_t n = checkpoint::verify(m);
-  std::printf("  checksums: all %lld tensors verified (xxh64)\n", static_cast<long long>(n));
+  std::printf("  checksums: all %lld datasets verified (xxh64)\n", static_cast<long long>(n));
   return 0;
 }
 

@@ -36,6 +36,10 @@ expect() {
 }
 copy() { rm -rf "$WORK/$1"; cp -r "$CK" "$WORK/$1"; echo "$WORK/$1"; }
 expect sound 0 "ok \(step 4;" "$CK"
+# inspect shows which rank file holds which rows of a tensor-parallel tensor
+"$TERNION" checkpoint inspect "$CK" > "$WORK/inspect.txt"
+grep -qE "param/transformer.h.0.attn.c_attn.weight +f32 \[96, 32\] +rank_00000.h5: \[0:16, 0:32\] \[32:48, 0:32\] \[64:80, 0:32\]; rank_00001.h5: \[16:32, 0:32\]" \
+  "$WORK/inspect.txt" || { cat "$WORK/inspect.txt"; echo "FAIL: inspect does not show the parts"; fails=$((fails + 1)); }
 expect run_dir 0 "step_00000004: ok" "$WORK/run"
 
 d=$(copy flipped)
