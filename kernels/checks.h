@@ -44,4 +44,26 @@ inline void check_attention(std::string_view op, const Tensor& q, const Tensor& 
   check_numel(op, "out", out, q.numel());
 }
 
+// Vocabulary-parallel kernels: this rank's `count` ids start at `begin` in a vocabulary of
+// `vocab` and fill the first `count` of `local` rows (a table's) or columns (logits').
+inline void check_vocab_range(std::string_view op, std::string_view what, int64_t begin, int64_t count,
+                              int64_t vocab) {
+  TN_CHECK(begin >= 0 && begin + count <= vocab, op, what, " [", begin, ", ", begin + count,
+           ") must lie in the vocabulary [0, ", vocab, ")");
+}
+inline void check_vocab_table(std::string_view op, const Tensor& table, int64_t begin, int64_t count, int64_t vocab) {
+  TN_CHECK(table.ndim() == 2, op, "table must be [Vl,C], got ", table.str());
+  TN_CHECK(count >= 0 && count <= table.size(0), op, "count ", count, " must be in [0, Vl=", table.size(0),
+           "] for table ", table.str());
+  check_vocab_range(op, "rows", begin, count, vocab);
+}
+// logits [N, Vl] (any leading dims) with N = rows; returns Vl.
+inline int64_t check_vocab_logits(std::string_view op, const Tensor& logits, int64_t rows, int64_t count) {
+  TN_CHECK(logits.ndim() >= 1 && logits.numel() == rows * logits.size(-1), op, "logits must be [N,Vl] with N = ",
+           rows, ", got ", logits.str());
+  TN_CHECK(count >= 0 && count <= logits.size(-1), op, "count ", count, " must be in [0, Vl=", logits.size(-1),
+           "] for logits ", logits.str());
+  return logits.size(-1);
+}
+
 }  // namespace ternion::kernels

@@ -24,20 +24,6 @@ namespace ternion::kernels::cpu {
 
 namespace {
 
-// logits[N,Vl] with N rows of `rows`; 0 <= count <= Vl. Returns Vl.
-int64_t check_logits(const char* op, const Tensor& logits, int64_t rows, int64_t count) {
-  TN_CHECK(logits.ndim() >= 1 && logits.numel() == rows * logits.size(-1), op,
-           "logits must be [N,Vl] with N = ", rows, ", got ", logits.str());
-  TN_CHECK(count >= 0 && count <= logits.size(-1), op, "count ", count,
-           " must be in [0, Vl=", logits.size(-1), "] for logits ", logits.str());
-  return logits.size(-1);
-}
-
-void check_range(const char* op, int64_t begin, int64_t count, int64_t vocab) {
-  TN_CHECK(begin >= 0 && begin + count <= vocab, op, "columns [", begin, ", ", begin + count,
-           ") must lie in the vocabulary [0, ", vocab, ")");
-}
-
 template <typename T>
 void max_impl(const Tensor& logits, int64_t N, int64_t count, Tensor& row_max) {
   const T* pl = detail::ptr<T>("vocab_ce_max", "logits", logits);
@@ -122,7 +108,7 @@ void vocab_ce_max(const Tensor& logits, int64_t count, Tensor& row_max) {
   TN_CHECK(row_max.defined(), op, "row_max is undefined");
   const int64_t N = Vl ? logits.numel() / Vl : row_max.numel();
   detail::check_numel(op, "row_max", row_max, N);
-  check_logits(op, logits, N, count);
+  check_vocab_logits(op, logits, N, count);
   detail::dispatch_float(op, logits, [&](auto tag) {
     max_impl<decltype(tag)>(logits, N, count, row_max);
   });
@@ -132,8 +118,8 @@ void vocab_ce_sums(const Tensor& logits, const Tensor& targets, int64_t begin, i
                    int64_t vocab, const Tensor& row_max, Tensor& sums) {
   constexpr const char* op = "vocab_ce_sums";
   const int64_t N = targets.numel();
-  check_logits(op, logits, N, count);
-  check_range(op, begin, count, vocab);
+  check_vocab_logits(op, logits, N, count);
+  check_vocab_range(op, "columns", begin, count, vocab);
   detail::check_numel(op, "row_max", row_max, N);
   detail::check_numel(op, "sums", sums, 2 * N);
   const std::vector<int64_t> tgt = detail::load_indices(op, targets, vocab);
@@ -163,7 +149,7 @@ void vocab_ce_backward(const Tensor& logits, const Tensor& targets, int64_t begi
                        int64_t count, const Tensor& lse, double dloss, Tensor& dlogits) {
   constexpr const char* op = "vocab_ce_backward";
   const int64_t N = targets.numel();
-  check_logits(op, logits, N, count);
+  check_vocab_logits(op, logits, N, count);
   TN_CHECK(begin >= 0, op, "begin ", begin, " must be >= 0");
   detail::check_numel(op, "lse", lse, N);
   detail::check_numel(op, "dlogits", dlogits, logits.numel());

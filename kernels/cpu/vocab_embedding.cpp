@@ -23,11 +23,7 @@ constexpr int64_t kColBlock = 64;
 // Checks the range against the table and returns each id's local row, -1 outside the range.
 std::vector<int64_t> local_rows(const char* op, const Tensor& idx, const Tensor& table,
                                 int64_t begin, int64_t count, int64_t vocab) {
-  TN_CHECK(table.ndim() == 2, op, "table must be [Vl,C], got ", table.str());
-  TN_CHECK(count >= 0 && count <= table.size(0), op, "count ", count,
-           " must be in [0, Vl=", table.size(0), "] for table ", table.str());
-  TN_CHECK(begin >= 0 && begin + count <= vocab, op, "rows [", begin, ", ", begin + count,
-           ") must lie in the vocabulary [0, ", vocab, ")");
+  check_vocab_table(op, table, begin, count, vocab);
   std::vector<int64_t> rows = detail::load_indices(op, idx, vocab);
   for (int64_t& r : rows) r = r >= begin && r < begin + count ? r - begin : -1;
   return rows;

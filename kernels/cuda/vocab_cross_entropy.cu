@@ -72,19 +72,11 @@ __global__ void vocab_ce_backward_kernel(const T* logits, const void* tgt, bool 
   }
 }
 
-// The checks of the CPU version, in the same order and words, plus the grid limit.
+// The CPU version's checks (kernels/checks.h), plus the grid limit.
 int64_t check_logits(const char* op, const Tensor& logits, int64_t rows, int64_t count) {
-  TN_CHECK(logits.ndim() >= 1 && logits.numel() == rows * logits.size(-1), op,
-           "logits must be [N,Vl] with N = ", rows, ", got ", logits.str());
-  TN_CHECK(count >= 0 && count <= logits.size(-1), op, "count ", count,
-           " must be in [0, Vl=", logits.size(-1), "] for logits ", logits.str());
+  const int64_t Vl = check_vocab_logits(op, logits, rows, count);
   TN_CHECK(rows <= 2147483647, op, "too many rows: ", rows);
-  return logits.size(-1);
-}
-
-void check_range(const char* op, int64_t begin, int64_t count, int64_t vocab) {
-  TN_CHECK(begin >= 0 && begin + count <= vocab, op, "columns [", begin, ", ", begin + count,
-           ") must lie in the vocabulary [0, ", vocab, ")");
+  return Vl;
 }
 
 }  // namespace
@@ -113,7 +105,7 @@ void vocab_ce_sums(const Tensor& logits, const Tensor& targets, int64_t begin, i
   constexpr const char* op = "vocab_ce_sums";
   const int64_t N = targets.numel();
   const int64_t Vl = check_logits(op, logits, N, count);
-  check_range(op, begin, count, vocab);
+  check_vocab_range(op, "columns", begin, count, vocab);
   detail::check_numel(op, "row_max", row_max, N);
   detail::check_numel(op, "sums", sums, 2 * N);
   detail::check_indices(op, targets, vocab);

@@ -39,11 +39,7 @@ __global__ void vocab_embedding_backward_kernel(const void* idx, bool is64, cons
 // The same checks, in the same order and words, as the CPU version.
 void check_shapes(const char* op, const Tensor& idx, const Tensor& table, const Tensor& rows,
                   const char* rows_name, int64_t begin, int64_t count, int64_t vocab) {
-  TN_CHECK(table.ndim() == 2, op, "table must be [Vl,C], got ", table.str());
-  TN_CHECK(count >= 0 && count <= table.size(0), op, "count ", count,
-           " must be in [0, Vl=", table.size(0), "] for table ", table.str());
-  TN_CHECK(begin >= 0 && begin + count <= vocab, op, "rows [", begin, ", ", begin + count,
-           ") must lie in the vocabulary [0, ", vocab, ")");
+  check_vocab_table(op, table, begin, count, vocab);
   detail::check_indices(op, idx, vocab);
   detail::check_numel(op, rows_name, rows, idx.numel() * table.size(1));
 }
