@@ -18,6 +18,7 @@
 #include "parallel/mpi_test_main.h"
 #include "model/gpt.h"
 #include "train/model_shard.h"
+#include "train/parity_testing.h"
 #include "train/trainer.h"
 #include "../../tests/reference/mini_json.h"
 
@@ -53,20 +54,6 @@ Config base_config(const std::string& run, int micro) {
   c.log.interval = 100;
   c.parallel.bucket_mb = 0.005;  // several buckets for this small model
   return c;
-}
-
-void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t from = 0) {
-  ASSERT_EQ(ref.steps.size() - from, got.steps.size());
-  for (size_t i = 0; i < got.steps.size(); ++i) {
-    const StepMetrics& r = ref.steps[from + i];
-    const StepMetrics& g = got.steps[i];
-    EXPECT_EQ(r.step, g.step);
-    EXPECT_NEAR(g.loss, r.loss, 1e-5 * std::abs(r.loss)) << "step " << r.step + 1;
-    EXPECT_NEAR(g.grad_norm, r.grad_norm, 1e-4 * std::abs(r.grad_norm) + 1e-7) << "step " << r.step + 1;
-    if (r.val_loss >= 0) {
-      EXPECT_NEAR(g.val_loss, r.val_loss, 1e-5 * r.val_loss) << "step " << r.step + 1;
-    }
-  }
 }
 
 // micro: this run's micro-batch size; with G=8 and dp ranks, accumulation = 8 / (micro * dp).

@@ -16,6 +16,7 @@
 #include "parallel/context.h"
 #include "parallel/mpi_test_main.h"
 #include "train/corpus_environment.h"
+#include "train/parity_testing.h"
 #include "train/trainer.h"
 #include "../../tests/reference/mini_json.h"
 
@@ -28,47 +29,13 @@ std::string g_dir;
 std::map<std::string, int64_t> g_stage0_activations;  // schedule -> rank 0's activations_peak
 
 Config base_config(const std::string& run, int micro, int n_layer = 4) {
-  Config c;
-  c.run.dir = (fs::path(g_dir) / run).string();
-  c.run.seed = 17;
-  c.model.vocab_size = 64;
-  c.model.block_size = 16;
+  Config c = parity_config(g_dir, run, micro);
   c.model.n_layer = n_layer;
-  c.model.n_head = 2;
-  c.model.n_embd = 32;
-  c.model.dropout = 0.1;
-  c.data.train = (fs::path(g_dir) / "train.h5").string();
-  c.data.val = c.data.train;
-  c.data.shuffle = true;
-  c.train.steps = 20;
-  c.train.global_batch_size = 8;
-  c.train.micro_batch_size = micro;
-  c.train.eval_interval = 10;
-  c.train.eval_batches = 2;
-  c.optim.lr = 3e-3;
-  c.optim.warmup_steps = 3;
-  c.optim.grad_clip = 0.5;
-  c.log.interval = 100;
-  c.checkpoint.interval = 10;
-  c.parallel.bucket_mb = 0.01;
   return c;
 }
 
 ::testing::Environment* const kEnvironment =
     ::testing::AddGlobalTestEnvironment(new CorpusEnvironment("ternion_pp_", &g_dir));
-
-void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t from = 0) {
-  ASSERT_EQ(ref.steps.size() - from, got.steps.size());
-  for (size_t i = 0; i < got.steps.size(); ++i) {
-    const StepMetrics& r = ref.steps[from + i];
-    const StepMetrics& g = got.steps[i];
-    EXPECT_NEAR(g.loss, r.loss, 1e-5 * std::abs(r.loss)) << "step " << r.step + 1;
-    EXPECT_NEAR(g.grad_norm, r.grad_norm, 1e-4 * std::abs(r.grad_norm) + 1e-7) << "step " << r.step + 1;
-    if (r.val_loss >= 0) {
-      EXPECT_NEAR(g.val_loss, r.val_loss, 1e-5 * r.val_loss) << "step " << r.step + 1;
-    }
-  }
-}
 
 void check_pipeline(const std::string& schedule, std::vector<int> pp_layers = {}, int pp = 2, int v = 1,
                     int n_layer = 4) {

@@ -17,6 +17,7 @@
 #include "parallel/mpi_test_main.h"
 #include "parallel/tensor_parallel.h"
 #include "train/corpus_environment.h"
+#include "train/parity_testing.h"
 #include "train/trainer.h"
 #include "../../tests/reference/mini_json.h"
 
@@ -31,44 +32,13 @@ std::string g_dir;
 
 constexpr int64_t kV = 65, kT = 16, kL = 4, kC = 32;
 
+// The parity run with a vocabulary no tp size divides and heads for tp = 4.
 Config base_config(const std::string& run, int micro) {
-  Config c;
-  c.run.dir = (fs::path(g_dir) / run).string();
+  Config c = parity_config(g_dir, run, micro);
   c.run.seed = 23;
   c.model.vocab_size = kV;
-  c.model.block_size = kT;
-  c.model.n_layer = kL;
   c.model.n_head = 4;
-  c.model.n_embd = kC;
-  c.model.dropout = 0.1;
-  c.data.train = (fs::path(g_dir) / "train.h5").string();
-  c.data.val = c.data.train;
-  c.data.shuffle = true;
-  c.train.steps = 20;
-  c.train.global_batch_size = 8;
-  c.train.micro_batch_size = micro;
-  c.train.eval_interval = 10;
-  c.train.eval_batches = 2;
-  c.optim.lr = 3e-3;
-  c.optim.warmup_steps = 3;
-  c.optim.grad_clip = 0.5;
-  c.log.interval = 100;
-  c.checkpoint.interval = 10;
-  c.parallel.bucket_mb = 0.01;
   return c;
-}
-
-void expect_same_losses(const TrainSummary& ref, const TrainSummary& got, size_t from = 0) {
-  ASSERT_EQ(ref.steps.size() - from, got.steps.size());
-  for (size_t i = 0; i < got.steps.size(); ++i) {
-    const StepMetrics& r = ref.steps[from + i];
-    const StepMetrics& g = got.steps[i];
-    EXPECT_NEAR(g.loss, r.loss, 1e-5 * std::abs(r.loss)) << "step " << r.step + 1;
-    EXPECT_NEAR(g.grad_norm, r.grad_norm, 1e-4 * std::abs(r.grad_norm) + 1e-7) << "step " << r.step + 1;
-    if (r.val_loss >= 0) {
-      EXPECT_NEAR(g.val_loss, r.val_loss, 1e-5 * r.val_loss) << "step " << r.step + 1;
-    }
-  }
 }
 
 // f32 parameter bytes one rank holds: the split weights' 1/tp, the replicated parts whole,
