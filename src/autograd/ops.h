@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/tensor.h"
@@ -52,6 +53,10 @@ Tensor dropout(const Tensor& x, double p, uint64_t key, uint64_t stream, uint64_
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor transpose(const Tensor& x, int dim0, int dim1);
 Tensor contiguous(const Tensor& x);
+// The identity, recorded so that its backward runs fn() before passing the gradient on:
+// a hook at a region's output that fires right before the region's own backward (ZeRO-3
+// gathers the region's parameters there). x itself when nothing is recorded.
+Tensor backward_hook(const Tensor& x, std::function<void()> fn);
 // Splits `dim` into pieces of the given sizes (which must sum to the dim).
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);
 Tensor concat(const std::vector<Tensor>& xs, int dim);

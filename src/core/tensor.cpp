@@ -39,7 +39,22 @@ Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev), allocator(&allo
   data = allocator->allocate(nbytes);
 }
 
-Storage::~Storage() { allocator->deallocate(data, nbytes); }
+Storage::~Storage() {
+  if (!released) allocator->deallocate(data, nbytes);
+}
+
+void Storage::release() {
+  if (released) return;
+  allocator->deallocate(data, nbytes);
+  data = nullptr;
+  released = true;
+}
+
+void Storage::materialize() {
+  if (!released) return;
+  data = allocator->allocate(nbytes);
+  released = false;
+}
 
 TensorImpl& Tensor::impl() const {
   TN_CHECK(impl_, "tensor", "use of an undefined tensor");
@@ -100,6 +115,8 @@ std::string Tensor::str() const {
 
 void* Tensor::raw_data() const {
   auto& im = impl();
+  TN_CHECK(!im.storage->released, "tensor", "use of a released tensor ", shape_str(im.shape),
+           " (a ZeRO-3 parameter outside its gather)");
   return static_cast<char*>(im.storage->data) + im.offset * static_cast<int64_t>(dtype_size(im.dtype));
 }
 

@@ -29,7 +29,15 @@ struct Storage {
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
+  // ZeRO-3's parameters and gradient buckets: release() returns the allocation but keeps
+  // this object, so every view of it (a parameter, a tensor a graph saved) stays valid and
+  // sees the data again after materialize() allocates it anew (contents undefined until
+  // written). Reading a released storage's data throws.
+  void release();
+  void materialize();
+  bool resident() const { return !released; }
   void* data = nullptr;
+  bool released = false;
   size_t nbytes = 0;
   Device device;
   Allocator* allocator = nullptr;

@@ -139,6 +139,31 @@ Gpt::Gpt(const GptConfig& config, const GptShard& shard, parallel::Communicator*
       params_[wte_].primary = false;
     }
   }
+  // The regions ZeRO-3 gathers, in forward order.
+  if (shard_.embeddings) {
+    embed_region_ = static_cast<int>(regions_.size());
+    regions_.push_back({wte_, wpe_});
+  }
+  for (Block& b : blocks_) {
+    b.region = static_cast<int>(regions_.size());
+    regions_.emplace_back();
+    for (int i = b.wln1; i <= b.bmlp; ++i) regions_.back().push_back(i);
+  }
+  if (shard_.head) {
+    head_region_ = static_cast<int>(regions_.size());
+    regions_.push_back({lnf_w_, lnf_b_, wte_});
+  }
+}
+
+void Gpt::enter(int r) const {
+  if (hooks_) hooks_->before_forward(r);
+}
+
+Tensor Gpt::leave(int r, const Tensor& out) const {
+  if (!hooks_) return out;
+  hooks_->after_forward(r);
+  ParameterHooks* h = hooks_;
+  return backward_hook(out, [h, r] { h->before_backward(r); });
 }
 
 void Gpt::init(uint64_t seed) {
@@ -212,6 +237,7 @@ double Gpt::flops_per_token() const {
 
 Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext& d, bool selective,
                           int64_t T) const {
+  enter(b.region);
   const int64_t tp = shard_.tp_size, C = config_.n_embd, H = config_.n_head / tp, Cl = C / tp;
   const int64_t B = sp() ? x.size(0) * tp / T : x.size(0);
   const double p = d.active ? config_.dropout : 0.0;
@@ -244,7 +270,9 @@ Tensor Gpt::block_forward(const Block& b, const Tensor& x, const DropoutContext&
   // MLP: [B,T,C] -> [B,T,4C/tp] -> [B,T,C].
   Tensor fc = linear(enter_tp(cheap(ln, {y, weight(b.wln2), weight(b.bln2)}), T), weight(b.wfc), weight(b.bfc));
   Tensor m = cheap([](const std::vector<Tensor>& in) { return gelu(in[0]); }, {fc});
-  return add(y, drop(row_parallel(m, b.wmlp, b.bmlp), 1));
+  Tensor out = add(y, drop(row_parallel(m, b.wmlp, b.bmlp), 1));
+  if (hooks_) hooks_->after_forward(b.region);
+  return out;
 }
 
 Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
@@ -256,6 +284,7 @@ Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(t);
   const int64_t tp = shard_.tp_size;
+  enter(embed_region_);
   Tensor tok;  // [B,T,C], or this rank's tokens with sequence parallelism
   if (tp == 1) {
     tok = embedding(idx, weight(wte_));
@@ -272,8 +301,8 @@ Tensor Gpt::embed(const Tensor& idx, const DropoutContext& d) const {
   Tensor pe = embedding(Tensor::from_vector(pos, {static_cast<int64_t>(pos.size())}).to(idx.device()),
                         weight(wpe_));  // [T,C], or [tokens, C]
   const uint64_t offset = element_offset(d, sp() ? tok.size(0) : idx.numel(), T);
-  return dropout(add(tok, pe), d.active ? config_.dropout : 0.0, d.key, dropout_stream(d.step, config_.n_layer, 0),
-                 offset);
+  return leave(embed_region_, dropout(add(tok, pe), d.active ? config_.dropout : 0.0, d.key,
+                                      dropout_stream(d.step, config_.n_layer, 0), offset));
 }
 
 Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d, int64_t seq_len, int chunk) const {
@@ -304,6 +333,10 @@ Tensor Gpt::blocks(const Tensor& input, const DropoutContext& d, int64_t seq_len
     } else {
       x = block_forward(b, x, d, mode == ActivationCheckpointing::kSelective, T);
     }
+    if (hooks_) {
+      ParameterHooks* h = hooks_;
+      x = backward_hook(x, [h, r = b.region] { h->before_backward(r); });
+    }
   }
   return x;
 }
@@ -312,8 +345,9 @@ Tensor Gpt::head_logits(const Tensor& x) const {
   require(shard_.head, "the head");
   TN_CHECK(shard_.tp_size == 1, "model", "the whole logits of a tensor-parallel shard (tp size ", shard_.tp_size,
            ") exist on no rank; use head_loss, or sample from the exported model.h5");
+  enter(head_region_);
   Tensor h = layer_norm(x, weight(lnf_w_), weight(lnf_b_));
-  return linear(h, weight(wte_));  // tied head: h · wteᵀ, [B,T,V]
+  return leave(head_region_, linear(h, weight(wte_)));  // tied head: h · wteᵀ, [B,T,V]
 }
 
 Tensor Gpt::head_loss(const Tensor& x, const Tensor& targets) const {
@@ -321,9 +355,10 @@ Tensor Gpt::head_loss(const Tensor& x, const Tensor& targets) const {
            "targets ", targets.str(), " must be [B, T] of the activations ", x.str());
   if (shard_.tp_size == 1) return cross_entropy(head_logits(x), targets);
   require(shard_.head, "the head");
+  enter(head_region_);
   Tensor h = enter_tp(layer_norm(x, weight(lnf_w_), weight(lnf_b_)), targets.size(1));
   Tensor logits = linear(h, weight(wte_));  // this rank's vocabulary columns (and padding)
-  return parallel::vocab_parallel_cross_entropy(logits, targets, vocab_, tp());
+  return leave(head_region_, parallel::vocab_parallel_cross_entropy(logits, targets, vocab_, tp()));
 }
 
 Tensor Gpt::logits(const Tensor& idx) const {

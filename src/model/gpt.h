@@ -94,6 +94,22 @@ struct DropoutContext {
   bool active = false;
 };
 
+// ZeRO-3's seam: the forward tells which parameters it is about to read and when it is done
+// with them, region by region, and records a hook that fires right before each region's
+// backward. A region is the embeddings (wte, wpe), one block, or the head (ln_f and the tied
+// wte); Gpt::regions() lists each region's parameter indices. Under full recomputation a
+// block's forward runs again inside its backward, between before_backward and the end of
+// that backward, and calls before_forward/after_forward again.
+class ParameterHooks {
+ public:
+  virtual ~ParameterHooks() = default;
+  virtual void before_forward(int region) = 0;
+  virtual void after_forward(int region) = 0;
+  // From an identity recorded at the region's output (autograd::backward_hook), so it runs
+  // before any of the region's own backward.
+  virtual void before_backward(int region) = 0;
+};
+
 class Gpt {
  public:
   // Builds the shard's parameters (uninitialised). Throws naming the key when the sizes
@@ -144,6 +160,11 @@ class Gpt {
   bool holds_all_layers() const;
   // This rank's vocabulary rows of wte (the whole vocabulary at tp size 1).
   const parallel::VocabShard& vocab_shard() const { return vocab_; }
+  // This shard's regions in forward order (chunk by chunk): each one's parameter indices.
+  const std::vector<std::vector<int>>& regions() const { return regions_; }
+  // Hooks the forward calls from now on (null: none). They must outlive every graph recorded
+  // while they are set.
+  void set_parameter_hooks(ParameterHooks* hooks) { hooks_ = hooks; }
   std::vector<Parameter>& parameters() { return params_; }
   const std::vector<Parameter>& parameters() const { return params_; }
   // The whole model's parameter count (every shard answers the same; the tied head once).
@@ -157,6 +178,7 @@ class Gpt {
  private:
   struct Block {
     int64_t layer = 0;  // global layer index
+    int region = 0;
     int wln1, bln1, wattn, battn, wproj, bproj, wln2, bln2, wfc, bfc, wmlp, bmlp;  // indices
   };
   // selective: the cheap tensors are recomputable() (ActivationCheckpointing::kSelective).
@@ -183,6 +205,12 @@ class Gpt {
   std::vector<Parameter> params_;
   std::vector<Block> blocks_;
   int wte_ = -1, wpe_ = -1, lnf_w_ = -1, lnf_b_ = -1;
+  std::vector<std::vector<int>> regions_;
+  int embed_region_ = -1, head_region_ = -1;
+  ParameterHooks* hooks_ = nullptr;
+  // Around region r's forward, and its output recorded through the backward hook.
+  void enter(int r) const;
+  Tensor leave(int r, const Tensor& out) const;
 };
 
 }  // namespace ternion::model

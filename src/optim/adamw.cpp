@@ -7,6 +7,8 @@
 
 namespace ternion::optim {
 
+Tensor grad_of(const ParamRef& p) { return p.grad.defined() ? p.grad : autograd::grad(p.param); }
+
 AdamW::AdamW(std::vector<ParamRef> params, AdamWOptions options)
     : params_(std::move(params)), opt_(options) {
   for (const ParamRef& p : params_) {
@@ -18,7 +20,7 @@ AdamW::AdamW(std::vector<ParamRef> params, AdamWOptions options)
 void AdamW::step(double lr) {
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor g = autograd::grad(params_[i].param);
+    Tensor g = grad_of(params_[i]);
     if (!g.defined()) continue;
     Tensor& p = params_[i].param;
     TN_KERNEL(adamw, p.device(), p, g, state_[i].m, state_[i].v, lr, opt_.beta1, opt_.beta2,
@@ -31,7 +33,7 @@ double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm,
   double total = 0;
   Tensor out = Tensor::empty({}, DType::f64);
   for (const ParamRef& p : params) {
-    Tensor g = autograd::grad(p.param);
+    Tensor g = grad_of(p);
     if (!g.defined() || !p.primary) continue;
     Tensor o = out.to(g.device());
     TN_KERNEL(sum_squares, g.device(), g, o);
@@ -42,7 +44,7 @@ double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm,
   if (max_norm > 0 && norm > max_norm) {
     const double coef = max_norm / (norm + 1e-6);
     for (const ParamRef& p : params) {
-      Tensor g = autograd::grad(p.param);
+      Tensor g = grad_of(p);
       if (g.defined()) TN_KERNEL(axpby, g.device(), coef, g, 0.0, Tensor(), g);
     }
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -22,6 +23,9 @@ struct AdamWOptions {
 
 // One parameter as the optimizer sees it. `grad` is read from autograd at step().
 struct ParamRef {
+  ParamRef() = default;
+  ParamRef(std::string n, Tensor p, bool decay = false, bool is_primary = true, Tensor g = {})
+      : name(std::move(n)), param(std::move(p)), weight_decay(decay), primary(is_primary), grad(std::move(g)) {}
   std::string name;
   Tensor param;
   bool weight_decay = false;
@@ -29,7 +33,13 @@ struct ParamRef {
   // copy (the head's wte on the last pipeline stage), a tp-replicated parameter on tp
   // ranks other than 0 (model::Parameter::primary).
   bool primary = true;
+  // When defined, the gradient to use instead of param's .grad: ZeRO's optimizer works on
+  // pieces of a flat shard, plain tensors whose gradients live in the shard's buffer.
+  Tensor grad;
 };
+
+// p.grad when defined, else the parameter's .grad (undefined when it has none).
+Tensor grad_of(const ParamRef& p);
 
 class AdamW {
  public:

@@ -21,7 +21,7 @@ void GradScaler::unscale(const std::vector<ParamRef>& params) const {
   if (!opt_.enabled) return;
   const double inv = 1.0 / scale_;
   for (const ParamRef& p : params) {
-    Tensor g = autograd::grad(p.param);
+    Tensor g = grad_of(p);
     if (g.defined()) TN_KERNEL(axpby, g.device(), inv, g, 0.0, Tensor(), g);
   }
 }

@@ -7,8 +7,12 @@
 
 namespace ternion::parallel {
 
-FlatLayout::FlatLayout(const std::vector<int64_t>& numels, int64_t bucket_elems, int dp) : dp_(dp) {
+FlatLayout::FlatLayout(const std::vector<int64_t>& numels, int64_t bucket_elems, int dp,
+                       const std::vector<int>& groups)
+    : dp_(dp) {
   TN_CHECK(dp >= 1, "flat_layout", "dp must be >= 1, got ", dp);
+  TN_CHECK(groups.empty() || groups.size() == numels.size(), "flat_layout", groups.size(), " group ids for ",
+           numels.size(), " parameters");
   TN_CHECK(bucket_elems >= 1, "flat_layout", "the bucket size must be >= 1 element, got ", bucket_elems);
   where_.resize(numels.size());
   FlatBucket open;
@@ -21,7 +25,8 @@ FlatLayout::FlatLayout(const std::vector<int64_t>& numels, int64_t bucket_elems,
   for (size_t k = numels.size(); k-- > 0;) {  // reverse: the order backward produces gradients
     const int64_t n = numels[k];
     TN_CHECK(n >= 0, "flat_layout", "parameter ", k, " has ", n, " elements");
-    if (!open.params.empty() && open.used + n > bucket_elems) close();
+    const bool new_group = !groups.empty() && k + 1 < numels.size() && groups[k] != groups[k + 1];
+    if (!open.params.empty() && (open.used + n > bucket_elems || new_group)) close();
     where_[k] = {static_cast<int>(buckets_.size()), open.params.size()};
     open.params.push_back({static_cast<int>(k), 0, open.used, n});
     open.used += n;
@@ -71,8 +76,9 @@ std::vector<int64_t> numels_of(const std::vector<Tensor*>& params) {
 
 }  // namespace
 
-FlatBuffers::FlatBuffers(const std::vector<Tensor*>& params, int64_t bucket_elems, int dp)
-    : layout_(numels_of(params), bucket_elems, dp) {
+FlatBuffers::FlatBuffers(const std::vector<Tensor*>& params, int64_t bucket_elems, int dp,
+                         const std::vector<int>& groups)
+    : layout_(numels_of(params), bucket_elems, dp, groups) {
   for (size_t k = 0; k < params.size(); ++k) {
     const Tensor& p = *params[k];
     TN_CHECK(autograd::is_leaf(p) && autograd::requires_grad(p) && p.is_contiguous(), "flat_buffers", "parameter ",

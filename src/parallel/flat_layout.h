@@ -38,8 +38,10 @@ struct FlatBucket {
 class FlatLayout {
  public:
   // numels: each parameter's element count (>= 0), in model order. bucket_elems >= 1, dp >= 1.
-  // Throws Error naming the argument otherwise.
-  FlatLayout(const std::vector<int64_t>& numels, int64_t bucket_elems, int dp);
+  // groups (empty, or one id per parameter): a bucket never holds parameters of two groups
+  // (ZeRO-3 gathers a region's buckets; the tied embedding's bucket is alike on both pipeline
+  // stages that hold it). Throws Error naming the argument otherwise.
+  FlatLayout(const std::vector<int64_t>& numels, int64_t bucket_elems, int dp, const std::vector<int>& groups = {});
 
   int dp() const { return dp_; }
   const std::vector<FlatBucket>& buckets() const { return buckets_; }
@@ -73,7 +75,7 @@ class FlatBuffers {
   // tensors are replaced by their views (anything that holds the old tensors, such as hooks
   // or optimizer references, must be made after). Their current values are copied in; the
   // gradients start at zero.
-  FlatBuffers(const std::vector<Tensor*>& params, int64_t bucket_elems, int dp);
+  FlatBuffers(const std::vector<Tensor*>& params, int64_t bucket_elems, int dp, const std::vector<int>& groups = {});
 
   const FlatLayout& layout() const { return layout_; }
   Tensor& params(int bucket) { return params_.at(static_cast<size_t>(bucket)); }

@@ -82,6 +82,19 @@ TEST(FlatLayout, ReverseOrderBucketsAndALargeParameterAlone) {
   EXPECT_EQ(l.buckets()[0].numel, 2);
 }
 
+TEST(FlatLayout, GroupsNeverShareABucket) {
+  // Groups {0}, {1, 2}, {3}: the bucket limit would pack everything in one bucket.
+  const FlatLayout l({3, 5, 4, 2}, 100, 2, {7, 8, 8, 9});
+  ASSERT_EQ(l.buckets().size(), 3u);
+  EXPECT_EQ(l.bucket_of(3), 0);
+  EXPECT_EQ(l.bucket_of(2), 1);
+  EXPECT_EQ(l.bucket_of(1), 1);
+  EXPECT_EQ(l.bucket_of(0), 2);
+  EXPECT_EQ(l.buckets()[1].used, 9);
+  EXPECT_EQ(l.buckets()[1].numel, 10);
+  EXPECT_THROW(FlatLayout({1, 2}, 10, 2, {0}), Error);
+}
+
 TEST(FlatLayout, AParameterSplitAcrossRanksAndPadding) {
   const FlatLayout l({7}, 100, 4);  // 7 elements padded to 8: ranks hold 2 each
   ASSERT_EQ(l.buckets().size(), 1u);

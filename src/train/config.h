@@ -82,6 +82,8 @@ struct ParallelConfig {
   int virtual_stages = 1;            // interleaved: model chunks per stage
   std::vector<int> pp_layers;        // layers per stage; empty = n_layer / pp each
   bool sequence_parallel = false;    // with tp > 1: LayerNorm and dropout regions split over tp
+  int zero_stage = 0;                // ZeRO over dp: 0 (replicated), 1, 2 or 3
+  bool zero_prefetch = true;         // stage 3: start the next region's gather early
   bool operator==(const ParallelConfig&) const = default;
 };
 

@@ -363,6 +363,21 @@ const std::vector<Key>& keys() {
              "B·T/tp tokens (activation memory there / tp), and the all-reduces become reduce-scatter and "
              "all-gather pairs (the same bytes). model.block_size must be divisible by parallel.tp. No "
              "effect at tp = 1."),
+      TN_KEY(parallel, zero_stage,
+             "ZeRO over the data-parallel group (Rajbhandari et al. 2020). 0: every dp rank holds the whole "
+             "model shard, its gradients and AdamW state (4 + 4 + 8 bytes per parameter). 1: AdamW state "
+             "split over dp (4 + 4 + 8/dp); gradients are reduce-scattered and the updated parameters "
+             "all-gathered, the same bytes as one all-reduce. 2: gradients split too (4 + 12/dp), reduced "
+             "bucket by bucket as backward produces them, so each micro-batch of an accumulating step adds "
+             "a reduce-scatter. 3: parameters split too (16/dp): each region (the embeddings, a block, the "
+             "head) is all-gathered before its forward and again before its backward, 1.5 times stage 0's "
+             "traffic, with the next region's gather prefetched. Choose the lowest stage that fits.",
+             AnyRule{"0, 1, 2 or 3", [](int v) { return v >= 0 && v <= 3; }}),
+      TN_KEY(parallel, zero_prefetch,
+             "With parallel.zero_stage: 3, start the all-gather of the next region's parameters (the next "
+             "block in the forward, the previous one in the backward) while this region computes, so the "
+             "gather overlaps compute; false gathers each region only when it starts (less memory: one "
+             "region's parameters gathered at a time instead of two)."),
       TN_KEY(parallel, pp_layers,
              "Layers of each pipeline stage, first to last, e.g. [3, 5, 4]; empty = model.n_layer / "
              "parallel.pp each. The first stage also holds the embeddings, the last ln_f and the head.",

@@ -43,11 +43,51 @@ void read_box(const checkpoint::Manifest& m, const std::string& name, const mode
   if (!direct) dst.copy_(host);
 }
 
+// prefix + name + suffix (appended, not concatenated with +: see -Wrestrict).
+std::string dataset(std::string_view prefix, const std::string& name, const std::string& suffix = {}) {
+  std::string out(prefix);
+  out.append(name);
+  out.append(suffix);
+  return out;
+}
+
+// A flat piece of a parameter (fp, within `values`, which starts at the parameter's flat
+// offset `begin`) as the dataset `<prefix><name><suffix>`.
+checkpoint::Entry piece_entry(const std::string& name, const model::Parameter& p, const Tensor& values,
+                              int64_t begin, const model::FlatPiece& fp) {
+  const int64_t a = fp.local_begin - begin;
+  checkpoint::Entry e = checkpoint::whole(name, values.slice(0, a, a + fp.box.numel()).view(fp.box.shape));
+  e.global_shape = p.global_shape;
+  e.offsets = fp.box.offsets;
+  return e;
+}
+
+// Fills the piece fp of `values` (as piece_entry) from the checkpoint.
+void read_piece(const checkpoint::Manifest& m, const std::string& name, const model::Parameter& p, Tensor values,
+                int64_t begin, const model::FlatPiece& fp) {
+  const int64_t a = fp.local_begin - begin;
+  Tensor dst = values.slice(0, a, a + fp.box.numel());
+  const bool direct = dst.device().is_cpu() && dst.dtype() == DType::f32;
+  Tensor host = direct ? dst.view(fp.box.shape) : Tensor::empty(fp.box.shape);
+  checkpoint::read_tensor(m, name, p.global_shape, fp.box.offsets, host);
+  if (!direct) dst.copy_(host.view({fp.box.numel()}));
+}
+
+// Each piece of this rank's ZeRO range, with its optimizer state index.
+template <typename Fn>
+void for_each_zero_piece(const ZeroSync& zero, const model::Gpt& gpt, Fn fn) {
+  for (size_t i = 0; i < zero.pieces().size(); ++i) {
+    const ZeroSync::Piece& pc = zero.pieces()[i];
+    const model::Parameter& p = gpt.parameters()[static_cast<size_t>(pc.param)];
+    fn(i, pc, p, model::flat_range_pieces(p, pc.param_offset, pc.param_offset + pc.numel));
+  }
+}
+
 }  // namespace
 
 checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const OptimizerStep& update,
                               int64_t next_step, const data::SamplerState& sampler,
-                              const parallel::ParallelContext& ctx) {
+                              const parallel::ParallelContext& ctx, const ZeroSync* zero) {
   checkpoint::State s;
   s.step = next_step;
   const optim::AdamW& opt = update.adamw();
@@ -63,9 +103,28 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
   const parallel::Layout& l = ctx.layout;
   s.layout = {{"dp", std::to_string(l.dp)}, {"tp", std::to_string(l.tp)}, {"pp", std::to_string(l.pp)},
               {"order", l.order_str()}};
+  const auto& st = const_cast<optim::AdamW&>(opt).state();
+  if (zero) {
+    std::vector<int> written(zero->layout().buckets().size(), 0);  // datasets per bucket so far
+    for_each_zero_piece(*zero, gpt, [&](size_t i, const ZeroSync::Piece& pc, const model::Parameter& p,
+                                        const std::vector<model::FlatPiece>& fps) {
+      if (!p.primary) return;
+      const Tensor values = zero->piece_values(i);
+      for (const model::FlatPiece& fp : fps) {
+        std::string suffix = "@z";
+        suffix += std::to_string(pc.bucket);
+        suffix += '.';
+        suffix += std::to_string(written[static_cast<size_t>(pc.bucket)]++);
+        s.tensors.push_back(piece_entry(dataset(checkpoint::kParamPrefix, p.name, suffix), p, values, pc.param_offset, fp));
+        if (!st[i].m.defined()) continue;
+        s.tensors.push_back(piece_entry(dataset(checkpoint::kExpAvgPrefix, p.name, suffix), p, st[i].m, pc.param_offset, fp));
+        s.tensors.push_back(piece_entry(dataset(checkpoint::kExpAvgSqPrefix, p.name, suffix), p, st[i].v, pc.param_offset, fp));
+      }
+    });
+    return s;
+  }
   if (ctx.coord.dp != 0) return s;
   const auto& params = gpt.parameters();
-  const auto& st = const_cast<optim::AdamW&>(opt).state();
   for (size_t i = 0; i < params.size(); ++i) {
     const model::Parameter& p = params[i];
     if (!p.primary) continue;
@@ -82,7 +141,7 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
 
 LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                       data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log,
-                      std::ostream& warn) {
+                      std::ostream& warn, const ZeroSync* zero) {
   using Status = LoadResult::Status;
   checkpoint::Manifest m;
   Config saved;
@@ -107,11 +166,23 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
     auto& params = gpt.parameters();
     auto& st = update.adamw().state();
     const bool has_moments = m.scalars.count("optim.step") && m.scalars.at("optim.step") > 0;
-    for (size_t i = 0; i < params.size(); ++i) {
+    if (zero) {
+      for_each_zero_piece(*zero, gpt, [&](size_t i, const ZeroSync::Piece& pc, const model::Parameter& p,
+                                          const std::vector<model::FlatPiece>& fps) {
+        for (const model::FlatPiece& fp : fps) {
+          if (zero->stage() == 3)
+            read_piece(m, dataset(checkpoint::kParamPrefix, p.name), p, zero->piece_values(i), pc.param_offset, fp);
+          if (!has_moments) continue;
+          read_piece(m, dataset(checkpoint::kExpAvgPrefix, p.name), p, st[i].m, pc.param_offset, fp);
+          read_piece(m, dataset(checkpoint::kExpAvgSqPrefix, p.name), p, st[i].v, pc.param_offset, fp);
+        }
+      });
+    }
+    for (size_t i = 0; i < params.size() && !(zero && zero->stage() == 3); ++i) {
       model::Parameter& p = params[i];
       for (size_t k = 0; k < p.boxes.size(); ++k) {
         read_box(m, std::string(checkpoint::kParamPrefix) + p.name, p, p.tensor, k);
-        if (has_moments) {
+        if (has_moments && !zero) {
           read_box(m, std::string(checkpoint::kExpAvgPrefix) + p.name, p, st[i].m, k);
           read_box(m, std::string(checkpoint::kExpAvgSqPrefix) + p.name, p, st[i].v, k);
         }
@@ -140,7 +211,7 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
 
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
-               std::ostream& warn) {
+               std::ostream& warn, const ZeroSync* zero) {
   using Status = LoadResult::Status;
   if (how == "none") return 0;
   std::vector<std::string> candidates;
@@ -157,7 +228,7 @@ int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, Op
   }
   parallel::Communicator& world = *ctx.world;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log, warn);
+    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log, warn, zero);
     // Every rank must continue from the same state: one rank's failure is everyone's.
     if (world.all_true(r.status == Status::kOk)) return r.step;
     // A checkpoint for another model is the user's mistake, not damage: never skip it.

@@ -13,15 +13,18 @@
 #include "parallel/context.h"
 #include "train/config.h"
 #include "train/update.h"
+#include "train/zero.h"
 
 namespace ternion::train {
 
 // What this rank writes, staged as host copies: each primary parameter's boxes (and their
 // AdamW moments) at their global offsets, on dp rank 0 only (the other dp ranks hold the
 // same replica). Tied copies and tp-replicated copies on tp ranks > 0 are not written.
+// Under ZeRO (zero non-null) every dp rank writes its own range instead: each piece of a
+// parameter in it as boxes `<name>@z<bucket>.<i>` (FORMAT.md), values and moments alike.
 checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const OptimizerStep& update,
                               int64_t next_step, const data::SamplerState& sampler,
-                              const parallel::ParallelContext& ctx);
+                              const parallel::ParallelContext& ctx, const ZeroSync* zero = nullptr);
 
 struct LoadResult {
   enum class Status {
@@ -35,11 +38,12 @@ struct LoadResult {
 };
 
 // Loads checkpoint `dir` into the model (every box this rank holds, tied copies included),
-// the optimizer, the loss scaler and the sampler.
+// the optimizer, the loss scaler and the sampler; under ZeRO the optimizer's moments (and
+// at stage 3 the parameters) of this rank's pieces only. Any layout's checkpoint loads.
 // A checkpoint of other training data (data.train) loads with a warning naming both.
 LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                       data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log,
-                      std::ostream& warn);
+                      std::ostream& warn, const ZeroSync* zero = nullptr);
 
 // `how`: "none" (returns 0), "auto" (run.dir's latest, then older complete checkpoints,
 // skipping damaged ones with a warning; 0 when there is none) or a checkpoint directory.
@@ -47,6 +51,6 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
 // Warnings go to `warn`, before the error when every checkpoint is damaged.
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
-               std::ostream& warn);
+               std::ostream& warn, const ZeroSync* zero = nullptr);
 
 }  // namespace ternion::train

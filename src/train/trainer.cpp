@@ -32,6 +32,7 @@
 #include "train/step_checkpoints.h"
 #include "train/train_state.h"
 #include "train/update.h"
+#include "train/zero.h"
 
 #include <xxhash.h>
 
@@ -79,14 +80,19 @@ void log_start(std::ostream& log, const Config& config, const model::Gpt& gpt, c
 
 // This rank's memory.json entry.
 MemoryEntry memory_entry(const model::Gpt& gpt, const OptimizerStep& update, const parallel::ParallelContext& ctx,
-                         int64_t activations_peak, int64_t peak) {
+                         const ZeroSync* zero, int64_t activations_peak, int64_t peak) {
   MemoryEntry e;
   e.rank = ctx.rank;
   e.coord = ctx.coord;
-  for (const auto& p : gpt.parameters()) {
-    e.params += static_cast<int64_t>(p.tensor.nbytes());
-    const Tensor g = autograd::grad(p.tensor);
-    if (g.defined()) e.grads += static_cast<int64_t>(g.nbytes());
+  if (zero) {  // the flat buffers that last between steps (padding included)
+    e.params = zero->param_bytes();
+    e.grads = zero->grad_bytes();
+  } else {
+    for (const auto& p : gpt.parameters()) {
+      e.params += static_cast<int64_t>(p.tensor.nbytes());
+      const Tensor g = autograd::grad(p.tensor);
+      if (g.defined()) e.grads += static_cast<int64_t>(g.nbytes());
+    }
   }
   for (const auto& st : const_cast<optim::AdamW&>(update.adamw()).state()) {
     if (st.m.defined()) e.optim += static_cast<int64_t>(st.m.nbytes() + st.v.nbytes());
@@ -206,19 +212,27 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
 
   // The parts of a step.
   std::unique_ptr<model::Gpt> gpt = build_model(config, ctx, precision.compute);
-  OptimizerStep update(param_refs(*gpt), config.optim, precision, [&ctx](double local) {
-    // The norm of the whole model: tp and pp ranks hold distinct parts of it.
-    const double tp = ctx.tp->all_reduce_scalar(local, parallel::ReduceOp::kSum);
-    return ctx.pp->all_reduce_scalar(tp, parallel::ReduceOp::kSum);
-  });
+  // ZeRO moves the parameters into flat buffers: before anything holds them.
+  std::unique_ptr<ZeroSync> zero;
+  if (config.parallel.zero_stage > 0) zero = std::make_unique<ZeroSync>(config, ctx, *gpt);
+  OptimizerStep update(zero ? zero->param_refs() : param_refs(*gpt), config.optim, precision,
+                       [&ctx, sharded = zero != nullptr](double local) {
+                         // The norm of the whole model: tp and pp ranks (and under ZeRO dp ranks)
+                         // hold distinct parts of it.
+                         if (sharded) local = ctx.dp->all_reduce_scalar(local, parallel::ReduceOp::kSum);
+                         const double tp = ctx.tp->all_reduce_scalar(local, parallel::ReduceOp::kSum);
+                         return ctx.pp->all_reduce_scalar(tp, parallel::ReduceOp::kSum);
+                       });
   // Resume before anything is written to run.dir.
-  const int64_t start_step = resume(options.resume, config, *gpt, update, sampler, ctx, log, warn);
+  const int64_t start_step = resume(options.resume, config, *gpt, update, sampler, ctx, log, warn, zero.get());
   TN_CHECK(start_step <= tc.steps, "resume", "the checkpoint is at step ", start_step, " but train.steps is ",
            tc.steps, "; raise train.steps to train further");
   TN_CHECK(options.stop_at_step == 0 || (options.stop_at_step > start_step && options.stop_at_step <= tc.steps),
            "train", "--stop-at-step ", options.stop_at_step, " is outside (", start_step, ", ", tc.steps,
            "]: the run starts after step ", start_step, " and ends at train.steps = ", tc.steps);
-  std::unique_ptr<GradSync> sync = make_grad_sync(config, ctx, *gpt);
+  std::unique_ptr<GradSync> replicated_sync;
+  if (!zero) replicated_sync = make_grad_sync(config, ctx, *gpt);
+  GradSync* const sync = zero ? static_cast<GradSync*>(zero.get()) : replicated_sync.get();
   const std::unique_ptr<Schedule> schedule = make_schedule(config, ctx, *gpt, sampler);
 
   const std::filesystem::path metrics_path = std::filesystem::path(config.run.dir) / "metrics.jsonl";
@@ -265,13 +279,21 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     m.step = step;
     m.lr = optim::learning_rate(step, tc.steps, config.optim.warmup_steps, config.optim.lr, config.optim.min_lr,
                                 config.optim.schedule);
-    for (auto& p : gpt->parameters()) autograd::zero_grad(p.tensor);
+    if (zero) {
+      zero->zero_grads();
+    } else {
+      for (auto& p : gpt->parameters()) autograd::zero_grad(p.tensor);
+    }
     work.step = step;
     work.loss_scale = update.loss_scale();
     m.loss = ctx.dp->all_reduce_scalar(schedule->run(work, *sync), parallel::ReduceOp::kAvg);
     m.comm_ms = sync->wait_ms();
     if (layout.pp > 1) m.pp_idle = schedule->idle_fraction();
     const UpdateResult u = update.apply(m.lr);
+    if (zero && !u.skipped && !u.nonfinite) {
+      zero->after_update();
+      m.comm_ms = zero->wait_ms();  // finish()'s waits and the all-gather's
+    }
     // Every rank sees the same global norm, so every rank stops here alike.
     TN_CHECK(!u.nonfinite, "train", "the gradient norm is ", u.grad_norm, " at step ", step + 1,
              " (loss ", m.loss, "); the update was not applied and no checkpoint of it is saved. Lower optim.lr, "
@@ -316,7 +338,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
         [&] {
           const data::SamplerState next{step + 1,
                                         sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
-          return stage_state(config, *gpt, update, step + 1, next, ctx);
+          return stage_state(config, *gpt, update, step + 1, next, ctx, zero.get());
         },
         [&] { return parameters_finite(update.params()); });
     m.ckpt_block_ms = ck.block_ms;
@@ -350,12 +372,13 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     }
   }
 
+  if (zero) zero->gather_all();  // stage 3: the whole shard again, for the hashes and model.h5
   for (const auto& p : gpt->parameters()) {
     const Tensor host = p.tensor.to(Device::cpu()).contiguous();
     summary.param_hashes[p.name] = XXH64(host.raw_data(), host.nbytes(), 0);
   }
   // memory.json: every rank's entry, gathered and written by rank 0.
-  summary.memory = memory_entry(*gpt, update, ctx, static_cast<int64_t>(activations_peak),
+  summary.memory = memory_entry(*gpt, update, ctx, zero.get(), static_cast<int64_t>(activations_peak),
                                 static_cast<int64_t>(std::max(run_peak, allocator.stats().peak_allocated)));
   const std::vector<std::string> entries = ctx.world->all_gather_strings(memory_entry_json(summary.memory));
   if (ctx.is_main()) io::write_file_atomically(std::filesystem::path(config.run.dir) / "memory.json", memory_json(entries), "train");

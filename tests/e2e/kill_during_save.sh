@@ -2,11 +2,20 @@
 # SIGKILL at random moments of a run that checkpoints every step (a save is almost always
 # in flight): after every kill, `latest` must name a complete checkpoint whose checksums
 # verify, and a run started after a commit must resume from it (one started before the
-# first commit must start fresh).
-# Usage: kill_during_save.sh TERNION WORKDIR
+# first commit must start fresh). With NP > 1 the run is NP ranks under mpirun with the
+# extra --set arguments given (ZeRO-3: every dp rank writes its own shard), and every rank is
+# killed at once, as when a node dies.
+# Usage: kill_during_save.sh TERNION WORKDIR [NP [--set KEY=VALUE ...]]
 set -euo pipefail
 TERNION=$1
 WORK=$2
+NP=${3:-1}
+EXTRA=("${@:4}")
+LAUNCH=()
+if [ "$NP" -gt 1 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+  LAUNCH=(mpirun --oversubscribe -np "$NP")
+fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -17,7 +26,8 @@ head -c 400000 /usr/share/common-licenses/GPL-3 > "$WORK/corpus.txt" 2>/dev/null
 ARGS=(--config "$ROOT/configs/gpt-tiny-cpu.yaml" --set run.dir="$WORK/run" --set data.train="$WORK/corpus.h5"
       --set data.val= --set model.n_layer=4 --set model.n_embd=192 --set model.n_head=4
       --set model.block_size=32 --set train.global_batch_size=4 --set train.micro_batch_size=4
-      --set train.steps=100000 --set checkpoint.interval=1 --set checkpoint.keep=2 --set log.interval=1000)
+      --set train.steps=100000 --set checkpoint.interval=1 --set checkpoint.keep=2 --set log.interval=1000
+      "${EXTRA[@]}")
 # Whether a run must resume is decided by what was committed before it started (`latest`
 # then), not by what `latest` says after the kill: a run that starts fresh may commit its
 # first checkpoint before it is killed.
@@ -28,10 +38,11 @@ resumed=0    # rounds whose log shows the resume from the checkpoint committed b
 for round in $(seq 1 6); do
   before=$(cat "$latest_file" 2>/dev/null || true)
   log="$WORK/log_$round.txt"
-  "$TERNION" train "${ARGS[@]}" > "$log" 2>&1 &
+  "${LAUNCH[@]}" "$TERNION" train "${ARGS[@]}" > "$log" 2>&1 &
   pid=$!
-  # 1.5 s .. 4 s: past start-up, into the stream of saves.
-  sleep "$(python3 -c "import random; random.seed($round); print(round(random.uniform(1.5, 4.0), 2))")"
+  # 1.5 s .. 4 s past start-up (mpirun's adds a second), into the stream of saves.
+  sleep "$(python3 -c "import random; random.seed($round); print(round(random.uniform(1.5, 4.0) + ($NP > 1), 2))")"
+  pkill -9 -f -- "run.dir=$WORK/run" 2>/dev/null || true  # every rank at once
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   after=$(cat "$latest_file" 2>/dev/null || true)

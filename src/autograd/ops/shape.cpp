@@ -40,6 +40,19 @@ class Identity final : public Node {  // contiguous(): same values, new layout
   std::vector<Tensor> backward(std::vector<Tensor>& grads) override { return {grads[0]}; }
 };
 
+class BackwardHook final : public Node {
+ public:
+  explicit BackwardHook(std::function<void()> fn) : fn_(std::move(fn)) {}
+  std::string_view name() const override { return "BackwardHook"; }
+  std::vector<Tensor> backward(std::vector<Tensor>& grads) override {
+    fn_();
+    return {grads[0]};
+  }
+
+ private:
+  std::function<void()> fn_;
+};
+
 class Split final : public Node {
  public:
   explicit Split(int dim) : dim_(dim) {}
@@ -106,6 +119,14 @@ Tensor contiguous(const Tensor& x) {
   if (x.is_contiguous()) return x;
   Tensor y = x.contiguous();
   record<Identity>({x}, {y});
+  return y;
+}
+
+Tensor backward_hook(const Tensor& x, std::function<void()> fn) {
+  TN_CHECK(x.defined(), "backward_hook", "input is undefined");
+  if (!needs_grad({x})) return x;
+  Tensor y = detach(x);
+  record<BackwardHook>({x}, {y}, std::move(fn));
   return y;
 }
 
