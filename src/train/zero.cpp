@@ -29,6 +29,7 @@ struct ZeroSync::Bucket {
   Tensor shard_grad;  // stage 1: a view of the flat gradient buffer's range; 2, 3: its own buffer
   Tensor master;      // stage 3: this rank's range of the parameters, the only lasting copy
   Tensor received;    // a reduce-scatter's output while it is in flight
+  Tensor half, half_full;  // stage 3 under 16-bit precision: the gather's input and output
   std::unique_ptr<parallel::Work> reduce, gather;
   bool launched = false;     // in this backward (stage 1: in this step's last backward)
   bool grads_live = true;    // the flat gradient buffer is allocated (always below stage 2)
@@ -39,6 +40,8 @@ struct ZeroSync::Bucket {
 ZeroSync::ZeroSync(const Config& config, parallel::ParallelContext& ctx, model::Gpt& gpt)
     : stage_(config.parallel.zero_stage), ctx_(ctx), gpt_(gpt), prefetch_(config.parallel.zero_prefetch) {
   TN_CHECK(stage_ >= 1 && stage_ <= 3, "zero", "parallel.zero_stage = ", stage_, " is not 1, 2 or 3");
+  if (config.precision == "bf16") gather_dtype_ = DType::bf16;
+  if (config.precision == "fp16") gather_dtype_ = DType::f16;
   auto& params = gpt.parameters();
   const auto& regions = gpt.regions();
   // Buckets never mix regions (stage 3 gathers a region's buckets), and the tied embedding
@@ -218,8 +221,24 @@ void ZeroSync::start_gather(int b) {
   if (B.params_live) return;
   Tensor& full = buffers_->params(b);
   storage_of(full).materialize();
-  B.gather = ctx_.dp->all_gather_async(B.master, full);
+  if (gather_dtype_ == DType::f32) {
+    B.gather = ctx_.dp->all_gather_async(B.master, full);
+  } else {
+    B.half = Tensor::empty({B.shard_size}, gather_dtype_, full.device());
+    TN_KERNEL(cast, full.device(), B.master, B.half);
+    B.half_full = Tensor::empty({full.numel()}, gather_dtype_, full.device());
+    B.gather = ctx_.dp->all_gather_async(B.half, B.half_full);
+  }
   B.params_live = true;
+}
+
+void ZeroSync::wait_gather(int b) {
+  Bucket& B = buckets_[static_cast<size_t>(b)];
+  if (!B.gather) return;
+  B.gather->wait();
+  B.gather.reset();
+  if (B.half_full.defined()) TN_KERNEL(cast, B.half_full.device(), B.half_full, buffers_->params(b));
+  B.half = B.half_full = Tensor();
 }
 
 void ZeroSync::ensure_gathered(int b) {
@@ -227,18 +246,14 @@ void ZeroSync::ensure_gathered(int b) {
   start_gather(b);
   if (!B.gather) return;
   const auto t0 = std::chrono::steady_clock::now();
-  B.gather->wait();
+  wait_gather(b);
   wait_ms_ += ms_since(t0);
-  B.gather.reset();
 }
 
 void ZeroSync::release_params(int b) {
   Bucket& B = buckets_[static_cast<size_t>(b)];
   if (pinned_ || !B.params_live) return;
-  if (B.gather) {
-    B.gather->wait();
-    B.gather.reset();
-  }
+  wait_gather(b);
   storage_of(buffers_->params(b)).release();
   B.params_live = false;
 }

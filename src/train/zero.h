@@ -19,7 +19,11 @@
 //   stage 3: as 2, and parameters exist only as the f32 master shard; a region's buckets
 //            are all-gathered right before its forward (and again before its backward, or
 //            its recomputation) and released after it, the next region's gather started
-//            meanwhile (prefetch). Nothing is all-gathered after the update.
+//            meanwhile (prefetch). Nothing is all-gathered after the update. Under bf16 or
+//            fp16 precision the gather moves 16-bit copies of the master shard (half the
+//            bytes) and widens them into the f32 buffer the model reads: the same values the
+//            model's own cast to 16 bits produces, so the forward and backward see the bits
+//            they would see without ZeRO.
 //
 // Then, on the shard: the sequence-parallel parameters' gradients summed over tp and the
 // tied embedding's over the embedding group (its bucket is alike on both stages). The
@@ -94,6 +98,7 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
   void poll();                   // completes what has finished, in order
   void ensure_grads(int b);      // stage >= 2: b's full gradient buffer exists and is zero
   void start_gather(int b);      // stage 3
+  void wait_gather(int b);       // stage 3: b's started gather done and in the f32 buffer
   void ensure_gathered(int b);   // stage 3
   void release_params(int b);    // stage 3
   void prefetch(int region);
@@ -109,6 +114,7 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
   std::vector<int> tp_summed_pieces_;  // pieces of parameters whose gradients are summed over tp
   int tied_bucket_ = -1;               // the tied embedding's bucket when the embedding group spans stages
   bool prefetch_ = true;               // parallel.zero_prefetch
+  DType gather_dtype_ = DType::f32;    // stage 3's gathers: 16-bit under bf16 and fp16 precision
   bool last_ = true;
   bool pinned_ = false;                // gather_all() was called
   int next_launch_ = 0;

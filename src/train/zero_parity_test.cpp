@@ -19,7 +19,9 @@
 #include "parallel/mpi_test_main.h"
 #include "train/corpus_environment.h"
 #include "train/parity_testing.h"
+#include "train/model_shard.h"
 #include "train/trainer.h"
+#include "train/zero.h"
 
 namespace ternion::train {
 namespace {
@@ -167,6 +169,30 @@ TEST(Zero, Stage3WithTensorAndPipelineParallelismMatchesOneProcess) {
   if (world_size() != 8) GTEST_SKIP() << "needs 8 ranks";
   ZeroRun r = run_zero("zero3_dp2_tp2_pp2", 3, 2, 2);
   if (r.rank == 0) expect_same_losses(reference(), r.summary);
+}
+
+// Under bf16 (or fp16) precision the stage-3 gather moves 16-bit copies of the master shard:
+// half the bytes, and the gathered parameters are the masters rounded to bf16, the values the
+// model's own cast gives. (The CPU computes in fp32, so the model here is an f32 one; only the
+// gathers follow the precision.)
+TEST(Zero, Stage3GathersSixteenBitCopiesUnderBf16) {
+  if (world_size() != 2) GTEST_SKIP() << "needs 2 ranks";
+  parallel::Runtime& rt = parallel::testing::runtime();
+  Config c = base_config("zero3_bf16_gather", 2);
+  c.parallel.zero_stage = 3;
+  auto ctx = parallel::ParallelContext::create(rt, resolve_layout(c, rt.size()));
+  std::unique_ptr<model::Gpt> gpt = build_model(c, *ctx, DType::f32);
+  std::vector<Tensor> rounded;
+  for (const auto& p : gpt->parameters()) rounded.push_back(p.tensor.to(DType::bf16).to(DType::f32));
+  c.precision = "bf16";
+  ZeroSync zero(c, *ctx, *gpt);
+  const int64_t before = ctx->dp->bytes_sent();
+  zero.gather_all();
+  EXPECT_EQ(ctx->dp->bytes_sent() - before, zero.layout().total_numel() * 2 / 2) << "(n-1)/n of 2 bytes each";
+  for (size_t i = 0; i < rounded.size(); ++i) {
+    const auto got = gpt->parameters()[i].tensor.to_vector<float>(), want = rounded[i].to_vector<float>();
+    ASSERT_EQ(got, want) << gpt->parameters()[i].name;
+  }
 }
 
 // Each dp rank wrote its own range at step 10; resumed at the same layout the run continues
