@@ -142,6 +142,30 @@ Manifest read_manifest(const std::string& dir);
 void read_tensor(const Manifest& m, const std::string& name, const Shape& global_shape,
                  const std::vector<int64_t>& offsets, Tensor& out);
 
+// read_tensor for many boxes of one checkpoint, as a resume loads them: each rank file is
+// opened once, at its first read, and stays open until the reader goes; of each dataset
+// that meets a box only that part is read (an HDF5 hyperslab, whose chunks HDF5 verifies
+// with their Fletcher-32 checksums as it reads them, FORMAT.md), so a rank reads about what
+// it holds, not the checkpoint. A dataset the box covers whole, or one written without the
+// filter, is read whole and checked against the manifest's XXH64.
+class Reader {
+ public:
+  explicit Reader(const Manifest& m);
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  // As read_tensor.
+  void read(const std::string& name, const Shape& global_shape, const std::vector<int64_t>& offsets, Tensor& out);
+  // Bytes of tensor data read from the files so far.
+  int64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  struct Files;
+  const Manifest& m_;
+  std::unique_ptr<Files> files_;
+  int64_t bytes_read_ = 0;
+};
+
 // Verifies every tensor's checksum; returns the number verified. Throws on the first failure.
 int64_t verify(const Manifest& m);
 

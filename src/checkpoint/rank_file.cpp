@@ -23,6 +23,7 @@ using io::h5::QuietErrors;
 namespace {
 
 constexpr const char* kOp = "checkpoint";
+constexpr hsize_t kChunkElements = 65536;  // f32: 256 KiB
 
 void write_int_array_attr(hid_t obj, const char* name, const std::vector<int64_t>& v, const std::string& file) {
   const hsize_t n = v.size();
@@ -62,7 +63,18 @@ void write_dataset(hid_t fh, const Entry& e, const std::string& file) {
   Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
                             : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                H5Sclose);
-  Handle ds(check_id(H5Dcreate2(fh, e.name.c_str(), H5T_IEEE_F32LE, space.get(), lcpl.get(), H5P_DEFAULT,
+  // Chunks of about 256 KiB (whole rows) with HDF5's Fletcher-32 checksum on each, so that
+  // a reader needing part of the dataset reads and verifies only the chunks it touches.
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!dims.empty() && t.numel() > 0) {
+    std::vector<hsize_t> chunk = dims;
+    hsize_t row = 1;
+    for (size_t d = 1; d < dims.size(); ++d) row *= dims[d];
+    chunk[0] = std::clamp<hsize_t>(kChunkElements / std::max<hsize_t>(row, 1), 1, dims[0]);
+    check_rc(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), kOp, "cannot chunk '" + e.name + "' in", file);
+    check_rc(H5Pset_fletcher32(dcpl.get()), kOp, "cannot add a checksum filter to '" + e.name + "' in", file);
+  }
+  Handle ds(check_id(H5Dcreate2(fh, e.name.c_str(), H5T_IEEE_F32LE, space.get(), lcpl.get(), dcpl.get(),
                                 H5P_DEFAULT),
                      kOp, "cannot create dataset '" + e.name + "' in", file),
             H5Dclose);
@@ -134,10 +146,60 @@ FileRecord write_rank_file(const fs::path& dir, int rank, const State& state, Ra
 }
 
 Tensor read_dataset(const std::string& dir, const TensorInfo& ti) {
+  return RankFileReader((fs::path(dir) / ti.file).string()).read(ti);
+}
+
+RankFileReader::RankFileReader(std::string path) : path_(std::move(path)) {
   QuietErrors quiet;
-  const std::string file = (fs::path(dir) / ti.file).string();
-  Handle fh(check_id(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), kOp, "cannot open", file), H5Fclose);
-  Handle ds(check_id(H5Dopen2(fh.get(), ti.name.c_str(), H5P_DEFAULT), kOp,
+  file_ = check_id(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), kOp, "cannot open", path_);
+}
+
+RankFileReader::~RankFileReader() {
+  QuietErrors quiet;
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+std::optional<Tensor> RankFileReader::read_part(const TensorInfo& ti, const std::vector<int64_t>& begin,
+                                                const Shape& shape) {
+  QuietErrors quiet;
+  const std::string& file = path_;
+  Handle ds(check_id(H5Dopen2(file_, ti.name.c_str(), H5P_DEFAULT), kOp, "cannot open tensor '" + ti.name + "' in",
+                     file),
+            H5Dclose);
+  Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+  bool checked = false;
+  const int nfilters = H5Pget_nfilters(dcpl.get());
+  for (int i = 0; i < nfilters; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nelems = 0;
+    if (H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelems, nullptr, 0, nullptr, &config) ==
+        H5Z_FILTER_FLETCHER32)
+      checked = true;
+  }
+  if (!checked) return std::nullopt;
+  Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const int nd = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  TN_CHECK(Shape(dims.begin(), dims.end()) == ti.shape, kOp, "tensor '", ti.name, "' in '", file, "' has shape ",
+           shape_str(Shape(dims.begin(), dims.end())), ", the manifest records ", shape_str(ti.shape));
+  const std::vector<hsize_t> start(begin.begin(), begin.end()), count(shape.begin(), shape.end());
+  check_rc(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), kOp,
+           "cannot select part of '" + ti.name + "' in", file);
+  Handle mem(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+  Tensor buf = Tensor::empty(shape, DType::f32);
+  if (buf.numel())
+    check_rc(H5Dread(ds.get(), H5T_NATIVE_FLOAT, mem.get(), space.get(), H5P_DEFAULT, buf.raw_data()), kOp,
+             "checksum mismatch for tensor '" + ti.name +
+                 "' (a chunk failed HDF5's Fletcher-32 check, or it is unreadable: the file is damaged) in",
+             file);
+  return buf;
+}
+
+Tensor RankFileReader::read(const TensorInfo& ti) {
+  QuietErrors quiet;
+  const std::string& file = path_;
+  Handle ds(check_id(H5Dopen2(file_, ti.name.c_str(), H5P_DEFAULT), kOp,
                      "cannot open tensor '" + ti.name + "' in", file),
             H5Dclose);
   Handle space(H5Dget_space(ds.get()), H5Sclose);
@@ -150,7 +212,9 @@ Tensor read_dataset(const std::string& dir, const TensorInfo& ti) {
   Tensor buf = Tensor::empty(shape, DType::f32);
   if (buf.numel())
     check_rc(H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.raw_data()), kOp,
-             "cannot read tensor '" + ti.name + "' from", file);
+             "checksum mismatch for tensor '" + ti.name +
+                 "' (a chunk failed HDF5's Fletcher-32 check, or it is unreadable: the file is damaged) in",
+             file);
   const uint64_t sum = checksum(buf);
   TN_CHECK(sum == ti.xxh64, kOp, "checksum mismatch for tensor '", ti.name, "' in '", file, "': xxh64 ",
            hex64(sum), ", the manifest records ", hex64(ti.xxh64), " (the file is damaged)");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "checkpoint/checkpoint.h"
@@ -28,5 +29,25 @@ FileRecord write_rank_file(const std::filesystem::path& dir, int rank, const Sta
 // ti.shape. Throws naming the file and tensor when it cannot be read, its shape differs
 // from the manifest's, or its checksum does not match.
 Tensor read_dataset(const std::string& dir, const TensorInfo& ti);
+
+// One rank file opened for reading, kept open for many reads (Reader, read_tensor.cpp).
+class RankFileReader {
+ public:
+  explicit RankFileReader(std::string path);
+  ~RankFileReader();
+  RankFileReader(const RankFileReader&) = delete;
+  RankFileReader& operator=(const RankFileReader&) = delete;
+  // Dataset ti in full, its XXH64 checked against the manifest's (as read_dataset).
+  Tensor read(const TensorInfo& ti);
+  // Elements [begin, begin + shape) of dataset ti (a hyperslab) when the dataset was written
+  // chunked with HDF5's Fletcher-32 filter, which HDF5 checks on every chunk it reads;
+  // nullopt when it was not (a checkpoint written before chunking), where only a whole read
+  // can be verified.
+  std::optional<Tensor> read_part(const TensorInfo& ti, const std::vector<int64_t>& begin, const Shape& shape);
+
+ private:
+  std::string path_;
+  int64_t file_ = -1;  // hid_t
+};
 
 }  // namespace ternion::checkpoint

@@ -40,8 +40,26 @@ bool same_values(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
+struct Reader::Files {
+  std::map<std::string, std::unique_ptr<RankFileReader>> open;  // by file name
+  RankFileReader& get(const std::string& dir, const std::string& file) {
+    auto& r = open[file];
+    if (!r) r = std::make_unique<RankFileReader>((fs::path(dir) / file).string());
+    return *r;
+  }
+};
+
+Reader::Reader(const Manifest& m) : m_(m), files_(std::make_unique<Files>()) {}
+Reader::~Reader() = default;
+
 void read_tensor(const Manifest& m, const std::string& name, const Shape& global_shape,
                  const std::vector<int64_t>& offsets, Tensor& out) {
+  Reader(m).read(name, global_shape, offsets, out);
+}
+
+void Reader::read(const std::string& name, const Shape& global_shape, const std::vector<int64_t>& offsets,
+                  Tensor& out) {
+  const Manifest& m = m_;
   const int nd = static_cast<int>(global_shape.size());
   bool request_ok = static_cast<int>(offsets.size()) == nd && out.ndim() == nd && out.is_contiguous() &&
                     out.device().is_cpu() && (out.dtype() == DType::f32 || out.dtype() == DType::f64);
@@ -81,18 +99,30 @@ void read_tensor(const Manifest& m, const std::string& name, const Shape& global
   for (size_t i = 0; i < pieces.size(); ++i) {
     const TensorInfo& ti = *pieces[i];
     const Box& mine = boxes[i];
-    const Tensor src = read_dataset(m.dir, ti);
+    RankFileReader& file = files_->get(m.dir, ti.file);
+    // The part of the dataset the box needs, or (a covered dataset; one without per-chunk
+    // checksums) all of it; src holds box `held` of the global tensor.
+    std::optional<Tensor> part;
+    Box held = box_of(ti);
+    if (!(mine == held)) {
+      std::vector<int64_t> begin(mine.offsets);
+      for (int d = 0; d < nd; ++d) begin[d] -= ti.offsets[d];
+      part = file.read_part(ti, begin, mine.shape);
+    }
+    if (part) held = mine;
+    const Tensor src = part ? *part : file.read(ti);
+    bytes_read_ += static_cast<int64_t>(src.nbytes());
     // Where an earlier dataset already filled part of this one's box, both must agree.
     for (size_t j = 0; j < i; ++j) {
       const std::optional<Box> both = intersect(mine, boxes[j]);
       if (!both) continue;
-      TN_CHECK(same_values(view_of(out, want, *both), view_of(src, box_of(ti), *both)), "checkpoint",
+      TN_CHECK(same_values(view_of(out, want, *both), view_of(src, held, *both)), "checkpoint",
                "tensor '", name, "' is stored twice over ", box_str(*both), " with different values: '",
                ti.name, "' in '", (fs::path(m.dir) / ti.file).string(), "' and '", pieces[j]->name, "' in '",
                (fs::path(m.dir) / pieces[j]->file).string(), "'");
     }
     Tensor dst = view_of(out, want, mine);
-    dst.copy_(view_of(src, box_of(ti), mine));
+    dst.copy_(view_of(src, held, mine));
   }
 }
 

@@ -1,9 +1,11 @@
 // Resume under another layout, under mpirun -np 8: 10 steps uninterrupted at dp 2 × tp 2 × pp 2
 // with ZeRO-3 and sequence parallelism, checkpointing at step 5; that checkpoint resumed for
 // steps 6-10 at (a) dp 4 × pp 2 with ZeRO-1, (b) tp 4 × pp 2 (interleaved, 2 chunks per stage),
-// (c) one process, (d) dp 8 with ZeRO-2, each with its own micro-batch size. Every resumed
+// (c) one process, (d) dp 8 with ZeRO-2, (e) dp 8 with ZeRO-3, each with its own micro-batch
+// size. Every resumed
 // run's steps 6-10 match the uninterrupted run's to 1e-5 relative (parameters, AdamW moments,
-// the sampler position and the step count all carried), and its own checkpoint verifies.
+// the sampler position and the step count all carried), its own checkpoint verifies, and the
+// bytes each rank read are what it holds (ZeRO-3: its 1/8), the one process all of them.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -58,7 +60,7 @@ TEST(ResumeMatrix, EveryLayoutContinuesTheUninterruptedRun) {
   from5.resume = (fs::path(src.run.dir) / "checkpoints" / "step_00000005").string();
 
   for (const Target& t : {Target{"a_dp4_pp2_zero1", 4, 1, 2, 1, 1}, Target{"b_tp4_pp2", 1, 4, 2, 0, 2, "interleaved", 2},
-                          Target{"d_dp8_zero2", 8, 1, 1, 2, 1}}) {
+                          Target{"d_dp8_zero2", 8, 1, 1, 2, 1}, Target{"e_dp8_zero3", 8, 1, 1, 3, 1}}) {
     SCOPED_TRACE(t.name);
     Config c = base_config(t.name, t.micro);
     c.parallel.dp = t.dp;
@@ -71,6 +73,11 @@ TEST(ResumeMatrix, EveryLayoutContinuesTheUninterruptedRun) {
     std::ostringstream tlog;
     const TrainSummary resumed = train(c, tlog, from5, tctx.get());
     EXPECT_EQ(resumed.start_step, 5);
+    // Each rank reads only what it holds: at ZeRO-3 its range of the parameters and of both
+    // moments, 4 + 4 + 4 bytes per element where AdamW keeps 8.
+    if (t.zero == 3) {
+      EXPECT_EQ(2 * resumed.resume_bytes_read, 3 * resumed.memory.optim) << "rank " << rt.rank();
+    }
     if (rt.rank() == 0) {
       expect_same_losses(full, resumed, 5);
       const checkpoint::Manifest m = checkpoint::read_manifest((fs::path(c.run.dir) / "checkpoints" / "step_00000010").string());
@@ -84,6 +91,9 @@ TEST(ResumeMatrix, EveryLayoutContinuesTheUninterruptedRun) {
   std::ostringstream one_log;
   const TrainSummary resumed = train(one, one_log, from5);
   expect_same_losses(full, resumed, 5);
+  // One process reads every stored element once: parameters and both moments, f32.
+  constexpr int64_t kPsi = 64 * 32 + 16 * 32 + 4 * (12 * 32 * 32 + 13 * 32) + 2 * 32;
+  EXPECT_EQ(resumed.resume_bytes_read, 12 * kPsi);
 }
 
 }  // namespace

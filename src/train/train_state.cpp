@@ -34,12 +34,11 @@ checkpoint::Entry entry(std::string name, const model::Parameter& p, const Tenso
 }
 
 // Fills box k of t (laid out like p.tensor) from the checkpoint.
-void read_box(const checkpoint::Manifest& m, const std::string& name, const model::Parameter& p, Tensor& t,
-              size_t k) {
+void read_box(checkpoint::Reader& m, const std::string& name, const model::Parameter& p, Tensor& t, size_t k) {
   Tensor dst = box_rows(p, t, k);
   const bool direct = dst.device().is_cpu() && dst.dtype() == DType::f32 && dst.is_contiguous();
   Tensor host = direct ? dst : Tensor::empty(dst.shape());
-  checkpoint::read_tensor(m, name, p.global_shape, p.boxes[k].offsets, host);
+  m.read(name, p.global_shape, p.boxes[k].offsets, host);
   if (!direct) dst.copy_(host);
 }
 
@@ -63,13 +62,13 @@ checkpoint::Entry piece_entry(const std::string& name, const model::Parameter& p
 }
 
 // Fills the piece fp of `values` (as piece_entry) from the checkpoint.
-void read_piece(const checkpoint::Manifest& m, const std::string& name, const model::Parameter& p, Tensor values,
+void read_piece(checkpoint::Reader& m, const std::string& name, const model::Parameter& p, Tensor values,
                 int64_t begin, const model::FlatPiece& fp) {
   const int64_t a = fp.local_begin - begin;
   Tensor dst = values.slice(0, a, a + fp.box.numel());
   const bool direct = dst.device().is_cpu() && dst.dtype() == DType::f32;
   Tensor host = direct ? dst.view(fp.box.shape) : Tensor::empty(fp.box.shape);
-  checkpoint::read_tensor(m, name, p.global_shape, fp.box.offsets, host);
+  m.read(name, p.global_shape, fp.box.offsets, host);
   if (!direct) dst.copy_(host.view({fp.box.numel()}));
 }
 
@@ -162,7 +161,9 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
               str_cat("[resume] checkpoint '", dir, "' was written for ", key, " = ", was, " but this run has ", key,
                       " = ", now, "; it cannot resume this state")};
   }
+  int64_t bytes_read = 0;
   try {
+    checkpoint::Reader reader(m);
     auto& params = gpt.parameters();
     auto& st = update.adamw().state();
     const bool has_moments = m.scalars.count("optim.step") && m.scalars.at("optim.step") > 0;
@@ -171,25 +172,26 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
                                           const std::vector<model::FlatPiece>& fps) {
         for (const model::FlatPiece& fp : fps) {
           if (zero->stage() == 3)
-            read_piece(m, dataset(checkpoint::kParamPrefix, p.name), p, zero->piece_values(i), pc.param_offset, fp);
+            read_piece(reader, dataset(checkpoint::kParamPrefix, p.name), p, zero->piece_values(i), pc.param_offset, fp);
           if (!has_moments) continue;
-          read_piece(m, dataset(checkpoint::kExpAvgPrefix, p.name), p, st[i].m, pc.param_offset, fp);
-          read_piece(m, dataset(checkpoint::kExpAvgSqPrefix, p.name), p, st[i].v, pc.param_offset, fp);
+          read_piece(reader, dataset(checkpoint::kExpAvgPrefix, p.name), p, st[i].m, pc.param_offset, fp);
+          read_piece(reader, dataset(checkpoint::kExpAvgSqPrefix, p.name), p, st[i].v, pc.param_offset, fp);
         }
       });
     }
     for (size_t i = 0; i < params.size() && !(zero && zero->stage() == 3); ++i) {
       model::Parameter& p = params[i];
       for (size_t k = 0; k < p.boxes.size(); ++k) {
-        read_box(m, std::string(checkpoint::kParamPrefix) + p.name, p, p.tensor, k);
+        read_box(reader, std::string(checkpoint::kParamPrefix) + p.name, p, p.tensor, k);
         if (has_moments && !zero) {
-          read_box(m, std::string(checkpoint::kExpAvgPrefix) + p.name, p, st[i].m, k);
-          read_box(m, std::string(checkpoint::kExpAvgSqPrefix) + p.name, p, st[i].v, k);
+          read_box(reader, std::string(checkpoint::kExpAvgPrefix) + p.name, p, st[i].m, k);
+          read_box(reader, std::string(checkpoint::kExpAvgSqPrefix) + p.name, p, st[i].v, k);
         }
       }
     }
     TN_CHECK(m.scalars.count("data.step") && m.scalars.count("data.sample"), "resume", "checkpoint '", dir,
              "' has no data position (data.step, data.sample)");
+    bytes_read = reader.bytes_read();
   } catch (const Error& e) {
     return {Status::kDamaged, 0, e.what()};
   }
@@ -205,13 +207,15 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
   log << "ternion train: resumed from " << dir << " at step " << m.step;
   if (m.layout.count("dp") && m.layout.at("dp") != std::to_string(layout.dp))
     log << " (written with dp=" << m.layout.at("dp") << ", resuming with dp=" << layout.dp << ")";
-  log << "\n";
-  return {Status::kOk, m.step, ""};
+  int64_t total = 0;
+  for (const auto& [file, bytes] : m.file_bytes) total += bytes;
+  log << "; rank 0 read " << bytes_read << " of the checkpoint's " << total << " bytes\n";
+  return {Status::kOk, m.step, "", bytes_read};
 }
 
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
-               std::ostream& warn, const ZeroSync* zero) {
+               std::ostream& warn, const ZeroSync* zero, int64_t* bytes_read) {
   using Status = LoadResult::Status;
   if (how == "none") return 0;
   std::vector<std::string> candidates;
@@ -230,7 +234,10 @@ int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, Op
   for (size_t i = 0; i < candidates.size(); ++i) {
     const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log, warn, zero);
     // Every rank must continue from the same state: one rank's failure is everyone's.
-    if (world.all_true(r.status == Status::kOk)) return r.step;
+    if (world.all_true(r.status == Status::kOk)) {
+      if (bytes_read) *bytes_read = r.bytes_read;
+      return r.step;
+    }
     // A checkpoint for another model is the user's mistake, not damage: never skip it.
     const bool incompatible = !world.all_true(r.status != Status::kIncompatible);
     const std::string why = r.status == Status::kOk ? "another rank could not load it (its error is in its log)"

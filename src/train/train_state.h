@@ -35,6 +35,7 @@ struct LoadResult {
   Status status = Status::kOk;
   int64_t step = 0;     // the step to continue from (kOk)
   std::string message;  // why not (otherwise)
+  int64_t bytes_read = 0;  // tensor bytes this rank read from the checkpoint's files (kOk)
 };
 
 // Loads checkpoint `dir` into the model (every box this rank holds, tied copies included),
@@ -48,9 +49,10 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
 // `how`: "none" (returns 0), "auto" (run.dir's latest, then older complete checkpoints,
 // skipping damaged ones with a warning; 0 when there is none) or a checkpoint directory.
 // Collective over the world: every rank loads the same checkpoint or every rank throws.
-// Warnings go to `warn`, before the error when every checkpoint is damaged.
+// Warnings go to `warn`, before the error when every checkpoint is damaged. *bytes_read
+// (when given): the tensor bytes this rank read from the loaded checkpoint's files.
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
-               std::ostream& warn, const ZeroSync* zero = nullptr);
+               std::ostream& warn, const ZeroSync* zero = nullptr, int64_t* bytes_read = nullptr);
 
 }  // namespace ternion::train

@@ -224,7 +224,9 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
                          return ctx.pp->all_reduce_scalar(tp, parallel::ReduceOp::kSum);
                        });
   // Resume before anything is written to run.dir.
-  const int64_t start_step = resume(options.resume, config, *gpt, update, sampler, ctx, log, warn, zero.get());
+  int64_t resume_bytes = 0;
+  const int64_t start_step =
+      resume(options.resume, config, *gpt, update, sampler, ctx, log, warn, zero.get(), &resume_bytes);
   TN_CHECK(start_step <= tc.steps, "resume", "the checkpoint is at step ", start_step, " but train.steps is ",
            tc.steps, "; raise train.steps to train further");
   TN_CHECK(options.stop_at_step == 0 || (options.stop_at_step > start_step && options.stop_at_step <= tc.steps),
@@ -265,6 +267,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
 
   TrainSummary summary;
   summary.start_step = start_step;
+  summary.resume_bytes_read = resume_bytes;
   const data::SamplerState sampler_base = sampler.get_state();
   StepCheckpoints checkpoints(config, ctx, options.stop_at_step);
   CommMeter comm(ctx);

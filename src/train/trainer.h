@@ -39,6 +39,7 @@ struct TrainOptions {
 
 struct TrainSummary {
   int64_t start_step = 0;           // > 0 when resumed
+  int64_t resume_bytes_read = 0;    // tensor bytes this rank read from the checkpoint it resumed
   bool stopped = false;             // ended before train.steps, with a checkpoint committed
   bool preempted = false;           // ... because of SIGUSR1 or SIGTERM
   std::vector<StepMetrics> steps;  // every step run by this call
