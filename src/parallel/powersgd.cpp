@@ -1,0 +1,173 @@
+#include "parallel/powersgd.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/kernels.h"
+
+namespace ternion::parallel {
+
+namespace {
+
+// c = alpha · op(a) · op(b) + beta · c for 2-D tensors, through the batched gemm kernel.
+void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, double alpha = 1, double beta = 0) {
+  const Tensor a3 = a.view({1, a.size(0), a.size(1)}), b3 = b.view({1, b.size(0), b.size(1)});
+  Tensor c3 = c.view({1, c.size(0), c.size(1)});
+  TN_KERNEL(gemm, c.device(), a3, ta, b3, tb, c3, alpha, beta);
+}
+
+}  // namespace
+
+PowerSgd::PowerSgd(Communicator& dp, std::vector<std::string> names, const std::vector<Shape>& shapes, DType dtype,
+                   Device device, const PowerSgdOptions& options, uint64_t seed)
+    : dp_(dp), opt_(options), seed_(seed), dtype_(dtype), device_(device) {
+  TN_CHECK(names.size() == shapes.size(), "powersgd", names.size(), " names for ", shapes.size(), " gradients");
+  TN_CHECK(opt_.rank >= 1, "powersgd", "the rank must be >= 1, got ", opt_.rank);
+  for (size_t i = 0; i < names.size(); ++i) {
+    Matrix mat;
+    mat.name = std::move(names[i]);
+    const Shape& s = shapes[i];
+    const int64_t numel = shape_numel(s);
+    if (s.size() >= 2 && numel > 0) {
+      mat.n = s[0];
+      mat.m = numel / s[0];
+      const int r = static_cast<int>(std::min<int64_t>({mat.n, mat.m, opt_.rank}));
+      const double rate = static_cast<double>(mat.n * mat.m) / static_cast<double>((mat.n + mat.m) * r);
+      if (rate >= opt_.min_compression_rate) mat.rank = r;
+    }
+    if (mat.rank == 0) {
+      uncompressed_ += numel;
+    } else {
+      p_elems_ += mat.rank * mat.n;
+      q_elems_ += mat.rank * mat.m;
+    }
+    mats_.push_back(std::move(mat));
+  }
+  p_buf_ = Tensor::zeros({p_elems_}, dtype_, device_);
+  q_buf_ = Tensor::zeros({q_elems_}, dtype_, device_);
+  int64_t p_at = 0, q_at = 0;
+  for (Matrix& mat : mats_) {
+    if (mat.rank == 0) continue;
+    mat.pt = p_buf_.slice(0, p_at, p_at + mat.rank * mat.n).view({mat.rank, mat.n});
+    mat.q = q_buf_.slice(0, q_at, q_at + mat.rank * mat.m).view({mat.m, mat.rank});
+    p_at += mat.rank * mat.n;
+    q_at += mat.rank * mat.m;
+    if (opt_.error_feedback) mat.error = Tensor::zeros({mat.n, mat.m}, dtype_, device_);
+    draw_q(mat);
+  }
+}
+
+void PowerSgd::draw_q(Matrix& mat) const {
+  // The same values on every rank: a pure function of (seed, name, step when not warm).
+  std::string stream = "powersgd/";
+  stream += mat.name;
+  if (!opt_.warm_start) {
+    stream += '#';
+    stream += std::to_string(steps_);
+  }
+  Tensor host = Tensor::empty({mat.m, mat.rank});
+  init_normal(host, seed_, stream, 0.0, 1.0);
+  mat.q.copy_(host.to(dtype_).to(device_));
+}
+
+void PowerSgd::orthonormalize(Tensor& pt) const {
+  // Gram-Schmidt over the rows of pt (P's columns), as PyTorch's
+  // _orthogonalize_gram_schmidt: each row divided by its norm (+ epsilon), then removed
+  // from every later row. A row with nothing left (a rank above the matrix's) stays zero.
+  const int64_t r = pt.size(0);
+  Tensor sq = Tensor::empty({}, DType::f64, pt.device());
+  for (int64_t i = 0; i < r; ++i) {
+    Tensor row = pt.slice(0, i, i + 1);
+    TN_KERNEL(sum_squares, row.device(), row, sq);
+    const double norm = std::sqrt(sq.item()) + opt_.orthogonalization_epsilon;
+    if (norm > 0 && std::isfinite(norm)) {
+      TN_KERNEL(axpby, row.device(), 1.0 / norm, row, 0.0, Tensor(), row);
+    }
+    if (i + 1 == r) break;
+    Tensor rest = pt.slice(0, i + 1, r);
+    Tensor coef = Tensor::empty({r - i - 1, 1}, pt.dtype(), pt.device());
+    matmul(rest, false, row, true, coef);           // each later row's component along row
+    matmul(coef, false, row, false, rest, -1.0, 1.0);  // removed
+  }
+}
+
+void PowerSgd::reduce_uncompressed(const std::vector<Tensor>& grads) {
+  TN_CHECK(grads.size() == mats_.size(), "powersgd", grads.size(), " gradients for ", mats_.size());
+  int64_t n = 0;
+  for (const Tensor& g : grads) n += g.numel();
+  if (n == 0) return;
+  Tensor flat = Tensor::empty({n}, dtype_, device_);
+  int64_t at = 0;
+  for (const Tensor& g : grads) {
+    flat.slice(0, at, at + g.numel()).copy_(g.view({g.numel()}));
+    at += g.numel();
+  }
+  dp_.all_reduce(flat, ReduceOp::kAvg);
+  at = 0;
+  for (const Tensor& g : grads) {
+    Tensor dst = g.view({g.numel()});
+    dst.copy_(flat.slice(0, at, at + g.numel()));
+    at += g.numel();
+  }
+}
+
+void PowerSgd::reduce(const std::vector<Tensor>& grads) {
+  TN_CHECK(grads.size() == mats_.size(), "powersgd", grads.size(), " gradients for ", mats_.size());
+  for (size_t i = 0; i < grads.size(); ++i)
+    TN_CHECK(grads[i].is_contiguous() && grads[i].numel() == (mats_[i].rank ? mats_[i].n * mats_[i].m : grads[i].numel()),
+             "powersgd", "gradient ", mats_[i].name, " ", grads[i].str(), " does not match its matrix");
+  if (!opt_.warm_start && steps_ > 0)
+    for (Matrix& mat : mats_)
+      if (mat.rank) draw_q(mat);
+  ++steps_;
+  // The exact part first, in one buffer.
+  std::vector<Tensor> plain;
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (!mats_[i].rank) plain.push_back(grads[i]);
+  if (uncompressed_ > 0) {
+    Tensor flat = Tensor::empty({uncompressed_}, dtype_, device_);
+    int64_t at = 0;
+    for (const Tensor& g : plain) {
+      flat.slice(0, at, at + g.numel()).copy_(g.view({g.numel()}));
+      at += g.numel();
+    }
+    dp_.all_reduce(flat, ReduceOp::kAvg);
+    at = 0;
+    for (const Tensor& g : plain) {
+      Tensor dst = g.view({g.numel()});
+      dst.copy_(flat.slice(0, at, at + g.numel()));
+      at += g.numel();
+    }
+  }
+  if (p_elems_ == 0) return;
+  std::vector<Tensor> ms;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    Matrix& mat = mats_[i];
+    if (!mat.rank) continue;
+    Tensor m = grads[i].view({mat.n, mat.m});
+    if (opt_.error_feedback) TN_KERNEL(axpby, m.device(), 1.0, m, 1.0, mat.error, m);
+    matmul(mat.q, true, m, true, mat.pt);  // Pᵀ = Qᵀ·Mᵀ
+    ms.push_back(m);
+  }
+  dp_.all_reduce(p_buf_, ReduceOp::kSum);
+  size_t k = 0;
+  for (Matrix& mat : mats_) {
+    if (!mat.rank) continue;
+    orthonormalize(mat.pt);
+    matmul(ms[k++], true, mat.pt, true, mat.q);  // Q = Mᵀ·P
+  }
+  dp_.all_reduce(q_buf_, ReduceOp::kSum);
+  const double inv = 1.0 / static_cast<double>(dp_.size());
+  k = 0;
+  for (Matrix& mat : mats_) {
+    if (!mat.rank) continue;
+    Tensor& m = ms[k++];
+    if (opt_.error_feedback) mat.error.copy_(m);
+    matmul(mat.pt, true, mat.q, true, m, inv, 0.0);  // M̂ = P·Qᵀ / N
+    if (opt_.error_feedback) TN_KERNEL(axpby, m.device(), 1.0, mat.error, -1.0, m, mat.error);
+  }
+}
+
+}  // namespace ternion::parallel

@@ -1,0 +1,83 @@
+// PowerSGD gradient compression over a data-parallel group (Vogels, Karimireddy and Jaggi,
+// "PowerSGD: Practical Low-Rank Gradient Compression for Distributed Optimization",
+// NeurIPS 2019), as PyTorch's powerSGD_hook runs it, on host or device tensors.
+//
+// Each gradient of two or more dimensions is a matrix M (n = its first dimension, m = the
+// rest); it is compressed at rank r' = min(n, m, rank) when (n·m)/((n + m)·r') reaches
+// min_compression_rate, and all-reduced exactly otherwise. Per step, on every rank:
+//   uncompressed gradients: one all-reduce (average) of their concatenation;
+//   compressed: M += error (error feedback); P = M·Q; one all-reduce (sum) of every P;
+//   orthonormalise P's columns (Gram-Schmidt); Q = Mᵀ·P; one all-reduce (sum) of every Q;
+//   M ← P·Qᵀ / N (the decompressed average); error = (M + error) − P·Qᵀ / N.
+// Q starts from the counter-based RNG (seed, the gradient's name), the same on every rank;
+// with warm_start it is kept from step to step (the all-reduced Q), otherwise drawn again
+// each step. When r' = min(n, m) the product is exact: M becomes the plain average.
+//
+// P is kept transposed (r' × n, its columns as contiguous rows), so orthonormalisation and
+// the products are gemm, axpby and sum_squares kernels on the tensors' device.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "parallel/communicator.h"
+
+namespace ternion::parallel {
+
+struct PowerSgdOptions {
+  int rank = 1;                          // r, >= 1
+  double min_compression_rate = 2.0;     // compress only where (n·m)/((n+m)·r') >= this
+  bool warm_start = true;                // keep Q across steps
+  bool error_feedback = true;            // carry M − M̂ into the next step
+  double orthogonalization_epsilon = 0;  // added to each column's norm before dividing
+};
+
+class PowerSgd {
+ public:
+  // names and shapes: the gradients reduce() will be given, in that order (the same on every
+  // rank of dp). Tensors live on `device` in `dtype` (f32). seed: the run's seed.
+  PowerSgd(Communicator& dp, std::vector<std::string> names, const std::vector<Shape>& shapes, DType dtype,
+           Device device, const PowerSgdOptions& options, uint64_t seed);
+
+  // Replaces each gradient (contiguous, shapes as constructed) with its dp average: exact
+  // for the uncompressed ones, the rank-r' approximation for the others.
+  void reduce(const std::vector<Tensor>& grads);
+  // Every gradient averaged exactly (before start_step), in one all-reduce.
+  void reduce_uncompressed(const std::vector<Tensor>& grads);
+
+  size_t size() const { return mats_.size(); }
+  bool compressed(size_t i) const { return mats_.at(i).rank > 0; }
+  const std::string& name(size_t i) const { return mats_.at(i).name; }
+  // Compressed gradient i's state: Q [m, r'] and the error [n, m] (this rank's own).
+  Tensor& q(size_t i) { return mats_.at(i).q; }
+  Tensor& error(size_t i) { return mats_.at(i).error; }
+  const Tensor& q(size_t i) const { return mats_.at(i).q; }
+  const Tensor& error(size_t i) const { return mats_.at(i).error; }
+  // Elements one step all-reduces: the uncompressed gradients, every P and every Q.
+  int64_t uncompressed_elements() const { return uncompressed_; }
+  int64_t low_rank_elements() const { return p_elems_ + q_elems_; }
+
+ private:
+  struct Matrix {
+    std::string name;
+    int64_t n = 0, m = 0;
+    int rank = 0;          // r'; 0: sent uncompressed
+    Tensor pt, q, error;   // pt: view of p_buf_ [r', n]; q: view of q_buf_ [m, r']
+  };
+  void orthonormalize(Tensor& pt) const;
+  void draw_q(Matrix& mat) const;
+
+  Communicator& dp_;
+  PowerSgdOptions opt_;
+  uint64_t seed_;
+  DType dtype_;
+  Device device_;
+  std::vector<Matrix> mats_;
+  Tensor p_buf_, q_buf_;
+  int64_t uncompressed_ = 0, p_elems_ = 0, q_elems_ = 0;
+  int64_t steps_ = 0;
+};
+
+}  // namespace ternion::parallel
