@@ -74,22 +74,33 @@ void PowerSgd::draw_q(Matrix& mat) const {
 
 void PowerSgd::orthonormalize(Tensor& pt) const {
   // Gram-Schmidt over the rows of pt (P's columns), as PyTorch's
-  // _orthogonalize_gram_schmidt: each row divided by its norm (+ epsilon), then removed
-  // from every later row. A row with nothing left (a rank above the matrix's) stays zero.
+  // _orthogonalize_gram_schmidt, in the numerically careful order: each row has the rows
+  // before it removed twice ("twice is enough": a second pass restores the orthogonality f32
+  // loses in the first), then is divided by its norm (+ epsilon). A row that nothing is left
+  // of (P's columns dependent: a gradient of lower rank than r') becomes zero instead of
+  // amplified rounding noise, so P·Pᵀ stays the projection onto M's columns.
   const int64_t r = pt.size(0);
   Tensor sq = Tensor::empty({}, DType::f64, pt.device());
+  const auto norm_of = [&](const Tensor& row) {
+    TN_KERNEL(sum_squares, row.device(), row, sq);
+    return std::sqrt(sq.item());
+  };
+  double largest = 0;
+  for (int64_t i = 0; i < r; ++i) largest = std::max(largest, norm_of(pt.slice(0, i, i + 1)));
   for (int64_t i = 0; i < r; ++i) {
     Tensor row = pt.slice(0, i, i + 1);
-    TN_KERNEL(sum_squares, row.device(), row, sq);
-    const double norm = std::sqrt(sq.item()) + opt_.orthogonalization_epsilon;
-    if (norm > 0 && std::isfinite(norm)) {
-      TN_KERNEL(axpby, row.device(), 1.0 / norm, row, 0.0, Tensor(), row);
+    if (i > 0) {
+      Tensor before = pt.slice(0, 0, i);
+      Tensor coef = Tensor::empty({1, i}, pt.dtype(), pt.device());
+      for (int pass = 0; pass < 2; ++pass) {
+        matmul(row, false, before, true, coef);            // its components along the rows before
+        matmul(coef, false, before, false, row, -1.0, 1.0);  // removed
+      }
     }
-    if (i + 1 == r) break;
-    Tensor rest = pt.slice(0, i + 1, r);
-    Tensor coef = Tensor::empty({r - i - 1, 1}, pt.dtype(), pt.device());
-    matmul(rest, false, row, true, coef);           // each later row's component along row
-    matmul(coef, false, row, false, rest, -1.0, 1.0);  // removed
+    const double norm = norm_of(row);
+    const bool nothing_left = !(norm > 1e-6 * largest) || !std::isfinite(norm);
+    TN_KERNEL(axpby, row.device(), nothing_left ? 0.0 : 1.0 / (norm + opt_.orthogonalization_epsilon), row, 0.0,
+              Tensor(), row);
   }
 }
 

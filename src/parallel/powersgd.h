@@ -55,6 +55,9 @@ class PowerSgd {
   Tensor& error(size_t i) { return mats_.at(i).error; }
   const Tensor& q(size_t i) const { return mats_.at(i).q; }
   const Tensor& error(size_t i) const { return mats_.at(i).error; }
+  // Compressed steps taken (Q's draws without warm start depend on it); checkpoints carry it.
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t s) { steps_ = s; }
   // Elements one step all-reduces: the uncompressed gradients, every P and every Q.
   int64_t uncompressed_elements() const { return uncompressed_; }
   int64_t low_rank_elements() const { return p_elems_ + q_elems_; }

@@ -72,6 +72,17 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// PowerSGD on the data-parallel axis (parallel.powersgd.*; docs/config.md).
+struct PowerSgdConfig {
+  int rank = 0;                          // 0 = off
+  int64_t start_step = 10;               // plain all-reduce for the steps before it
+  double min_compression_rate = 2.0;
+  bool warm_start = true;
+  bool error_feedback = true;
+  double orthogonalization_epsilon = 0.0;
+  bool operator==(const PowerSgdConfig&) const = default;
+};
+
 struct ParallelConfig {
   int dp = 0;  // 0 = auto: world_size / (tp * pp); "auto" in YAML
   int tp = 1;
@@ -84,6 +95,7 @@ struct ParallelConfig {
   bool sequence_parallel = false;    // with tp > 1: LayerNorm and dropout regions split over tp
   int zero_stage = 0;                // ZeRO over dp: 0 (replicated), 1, 2 or 3
   bool zero_prefetch = true;         // stage 3: start the next region's gather early
+  PowerSgdConfig powersgd;
   bool operator==(const ParallelConfig&) const = default;
 };
 

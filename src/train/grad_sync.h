@@ -14,6 +14,7 @@
 
 #include "model/gpt.h"
 #include "parallel/context.h"
+#include "parallel/powersgd.h"
 #include "train/config.h"
 
 namespace ternion::train {
@@ -21,13 +22,28 @@ namespace ternion::train {
 class GradSync {
  public:
   virtual ~GradSync() = default;
+  // Before a step's first backward: the step (0-based) it computes.
+  virtual void begin_step(int64_t step) { (void)step; }
   // Before each micro-batch's backward; last: its gradients complete the step.
   virtual void begin_backward(bool last) = 0;
   // After the last backward: gradients are synchronised when this returns.
   virtual void finish() = 0;
   // Time the last finish() blocked on communication, ms.
   virtual double wait_ms() const = 0;
+  // The PowerSGD compressor whose state checkpoints carry; null without one.
+  virtual parallel::PowerSgd* powersgd() { return nullptr; }
 };
+
+// The compressor parallel.powersgd asks for over ctx.dp for gpt's gradients (their local
+// shapes, in parameter order), or null when its rank is 0 or dp is 1 (nothing is sent).
+std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel::ParallelContext& ctx,
+                                                  const model::Gpt& gpt);
+
+// What every synchronisation does after the dp reduction: the sequence-parallel parameters'
+// partial gradients summed over tp (one all-reduce of their concatenation), and the tied
+// embedding's two copies summed over the embedding group. grads: the gradients to sum
+// (whole tensors, or under ZeRO this rank's pieces of them).
+void sum_over_tp(parallel::Communicator& tp, const std::vector<Tensor>& grads);
 
 // The gradient synchronisation `config` asks for over ctx's groups, for gpt's parameters.
 // A size-1 dp group synchronises nothing.

@@ -15,6 +15,11 @@ namespace {
 constexpr const char* kScaleBits = "scaler.scale_bits";
 constexpr const char* kScaleGood = "scaler.good_steps";
 constexpr const char* kScaleSkipped = "scaler.skipped_steps";
+// PowerSGD (FORMAT.md "PowerSGD state").
+constexpr const char* kPowerSgdRank = "powersgd.rank";
+constexpr const char* kPowerSgdSteps = "powersgd.steps";
+constexpr std::string_view kPowerSgdQ = "powersgd/q/";
+constexpr std::string_view kPowerSgdError = "powersgd/error/";
 
 // Box k of parameter p, applied to a tensor laid out like p.tensor (its moments).
 Tensor box_rows(const model::Parameter& p, const Tensor& t, size_t k) {
@@ -86,7 +91,8 @@ void for_each_zero_piece(const ZeroSync& zero, const model::Gpt& gpt, Fn fn) {
 
 checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const OptimizerStep& update,
                               int64_t next_step, const data::SamplerState& sampler,
-                              const parallel::ParallelContext& ctx, const ZeroSync* zero) {
+                              const parallel::ParallelContext& ctx, const SyncState& sync) {
+  const ZeroSync* zero = sync.zero;
   checkpoint::State s;
   s.step = next_step;
   const optim::AdamW& opt = update.adamw();
@@ -103,6 +109,28 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
   s.layout = {{"dp", std::to_string(l.dp)}, {"tp", std::to_string(l.tp)}, {"pp", std::to_string(l.pp)},
               {"order", l.order_str()}};
   const auto& st = const_cast<optim::AdamW&>(opt).state();
+  if (const parallel::PowerSgd* ps = sync.powersgd) {  // every rank's error, dp rank 0's Q
+    s.scalars[kPowerSgdRank] = config.parallel.powersgd.rank;
+    s.scalars[kPowerSgdSteps] = ps->steps();
+    const parallel::Coord& c = ctx.coord;
+    for (size_t i = 0; i < ps->size(); ++i) {
+      if (!ps->compressed(i)) continue;
+      const Tensor& q = ps->q(i);
+      if (c.dp == 0) {
+        checkpoint::Entry e = checkpoint::whole(dataset(kPowerSgdQ, ps->name(i)), q.view({1, 1, q.size(0), q.size(1)}));
+        e.global_shape = {l.pp, l.tp, q.size(0), q.size(1)};
+        e.offsets = {c.pp, c.tp, 0, 0};
+        s.tensors.push_back(std::move(e));
+      }
+      const Tensor& err = ps->error(i);
+      if (!err.defined()) continue;
+      checkpoint::Entry e =
+          checkpoint::whole(dataset(kPowerSgdError, ps->name(i)), err.view({1, 1, 1, err.size(0), err.size(1)}));
+      e.global_shape = {l.pp, l.dp, l.tp, err.size(0), err.size(1)};
+      e.offsets = {c.pp, c.dp, c.tp, 0, 0};
+      s.tensors.push_back(std::move(e));
+    }
+  }
   if (zero) {
     std::vector<int> written(zero->layout().buckets().size(), 0);  // datasets per bucket so far
     for_each_zero_piece(*zero, gpt, [&](size_t i, const ZeroSync::Piece& pc, const model::Parameter& p,
@@ -140,7 +168,8 @@ checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const
 
 LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                       data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log,
-                      std::ostream& warn, const ZeroSync* zero) {
+                      std::ostream& warn, const SyncState& sync, const parallel::Coord& coord) {
+  const ZeroSync* zero = sync.zero;
   using Status = LoadResult::Status;
   checkpoint::Manifest m;
   Config saved;
@@ -191,6 +220,37 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
     }
     TN_CHECK(m.scalars.count("data.step") && m.scalars.count("data.sample"), "resume", "checkpoint '", dir,
              "' has no data position (data.step, data.sample)");
+    if (parallel::PowerSgd* ps = sync.powersgd) {
+      const auto same = [&](const char* key, int64_t now) { return m.layout.count(key) && m.layout.at(key) == std::to_string(now); };
+      const bool carried = m.scalars.count(kPowerSgdRank) && m.scalars.at(kPowerSgdRank) == config.parallel.powersgd.rank &&
+                           same("dp", layout.dp) && same("tp", layout.tp) && same("pp", layout.pp);
+      if (carried) {
+        for (size_t i = 0; i < ps->size(); ++i) {
+          if (!ps->compressed(i)) continue;
+          Tensor& q = ps->q(i);
+          Tensor qh = Tensor::empty({1, 1, q.size(0), q.size(1)});
+          reader.read(dataset(kPowerSgdQ, ps->name(i)), {layout.pp, layout.tp, q.size(0), q.size(1)},
+                      {coord.pp, coord.tp, 0, 0}, qh);
+          q.copy_(qh.view(q.shape()).to(q.device()));
+          Tensor& err = ps->error(i);
+          if (!err.defined()) continue;
+          Tensor eh = Tensor::empty({1, 1, 1, err.size(0), err.size(1)});
+          reader.read(dataset(kPowerSgdError, ps->name(i)), {layout.pp, layout.dp, layout.tp, err.size(0), err.size(1)},
+                      {coord.pp, coord.dp, coord.tp, 0, 0}, eh);
+          err.copy_(eh.view(err.shape()).to(err.device()));
+        }
+        ps->set_steps(m.scalars.count(kPowerSgdSteps) ? m.scalars.at(kPowerSgdSteps) : 0);
+      } else {
+        warn << "ternion train: warning: PowerSGD's state (each matrix's Q and error feedback) starts afresh: "
+             << "checkpoint " << dir << " was written "
+             << (m.scalars.count(kPowerSgdRank) ? str_cat("with parallel.powersgd.rank = ", m.scalars.at(kPowerSgdRank),
+                                                          " at dp=", m.layout.count("dp") ? m.layout.at("dp") : "?",
+                                                          " tp=", m.layout.count("tp") ? m.layout.at("tp") : "?",
+                                                          " pp=", m.layout.count("pp") ? m.layout.at("pp") : "?")
+                                                 : std::string("without PowerSGD"))
+             << "; this run has rank " << config.parallel.powersgd.rank << " at " << layout.str() << "\n";
+      }
+    }
     bytes_read = reader.bytes_read();
   } catch (const Error& e) {
     return {Status::kDamaged, 0, e.what()};
@@ -215,7 +275,7 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
 
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
-               std::ostream& warn, const ZeroSync* zero, int64_t* bytes_read) {
+               std::ostream& warn, const SyncState& sync, int64_t* bytes_read) {
   using Status = LoadResult::Status;
   if (how == "none") return 0;
   std::vector<std::string> candidates;
@@ -232,7 +292,7 @@ int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, Op
   }
   parallel::Communicator& world = *ctx.world;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log, warn, zero);
+    const LoadResult r = load_state(candidates[i], config, gpt, update, sampler, ctx.layout, log, warn, sync, ctx.coord);
     // Every rank must continue from the same state: one rank's failure is everyone's.
     if (world.all_true(r.status == Status::kOk)) {
       if (bytes_read) *bytes_read = r.bytes_read;

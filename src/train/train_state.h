@@ -20,11 +20,17 @@ namespace ternion::train {
 // What this rank writes, staged as host copies: each primary parameter's boxes (and their
 // AdamW moments) at their global offsets, on dp rank 0 only (the other dp ranks hold the
 // same replica). Tied copies and tp-replicated copies on tp ranks > 0 are not written.
-// Under ZeRO (zero non-null) every dp rank writes its own range instead: each piece of a
+// Under ZeRO (sync.zero) every dp rank writes its own range instead: each piece of a
 // parameter in it as boxes `<name>@z<bucket>.<i>` (FORMAT.md), values and moments alike.
+// With PowerSGD (sync.powersgd) every rank also writes its error buffers and dp rank 0 each
+// matrix's Q (FORMAT.md "PowerSGD state").
+struct SyncState {
+  const ZeroSync* zero = nullptr;
+  parallel::PowerSgd* powersgd = nullptr;
+};
 checkpoint::State stage_state(const Config& config, const model::Gpt& gpt, const OptimizerStep& update,
                               int64_t next_step, const data::SamplerState& sampler,
-                              const parallel::ParallelContext& ctx, const ZeroSync* zero = nullptr);
+                              const parallel::ParallelContext& ctx, const SyncState& sync = {});
 
 struct LoadResult {
   enum class Status {
@@ -41,10 +47,12 @@ struct LoadResult {
 // Loads checkpoint `dir` into the model (every box this rank holds, tied copies included),
 // the optimizer, the loss scaler and the sampler; under ZeRO the optimizer's moments (and
 // at stage 3 the parameters) of this rank's pieces only. Any layout's checkpoint loads.
+// PowerSGD's state loads when the checkpoint was written at the same dp, tp, pp and rank
+// (coord: this rank's); otherwise it starts afresh, with a warning.
 // A checkpoint of other training data (data.train) loads with a warning naming both.
 LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                       data::BatchSampler& sampler, const parallel::Layout& layout, std::ostream& log,
-                      std::ostream& warn, const ZeroSync* zero = nullptr);
+                      std::ostream& warn, const SyncState& sync = {}, const parallel::Coord& coord = {});
 
 // `how`: "none" (returns 0), "auto" (run.dir's latest, then older complete checkpoints,
 // skipping damaged ones with a warning; 0 when there is none) or a checkpoint directory.
@@ -53,6 +61,6 @@ LoadResult load_state(const std::string& dir, const Config& config, model::Gpt& 
 // (when given): the tensor bytes this rank read from the loaded checkpoint's files.
 int64_t resume(const std::string& how, const Config& config, model::Gpt& gpt, OptimizerStep& update,
                data::BatchSampler& sampler, parallel::ParallelContext& ctx, std::ostream& log,
-               std::ostream& warn, const ZeroSync* zero = nullptr, int64_t* bytes_read = nullptr);
+               std::ostream& warn, const SyncState& sync = {}, int64_t* bytes_read = nullptr);
 
 }  // namespace ternion::train

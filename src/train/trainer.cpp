@@ -140,6 +140,10 @@ parallel::Layout resolve_layout(const Config& config, int world_size) {
   rule(config.model.vocab_size >= l.tp, str_cat("model.vocab_size = ", config.model.vocab_size,
                                                  " is smaller than parallel.tp = ", l.tp,
                                                  " (every tp rank holds some vocabulary rows)"));
+  rule(config.parallel.powersgd.rank == 0 || config.parallel.zero_stage <= 1,
+       str_cat("parallel.powersgd.rank = ", config.parallel.powersgd.rank, " needs parallel.zero_stage 0 or 1, not ",
+               config.parallel.zero_stage, ": PowerSGD compresses a step's accumulated gradient, which stages 2 and 3 "
+               "never hold (they reduce each bucket as backward produces it)"));
   rule(!config.parallel.sequence_parallel || l.tp == 1 || config.model.block_size % l.tp == 0,
        str_cat("parallel.sequence_parallel: true splits the tokens over the tensor-parallel group, so "
                "model.block_size = ", config.model.block_size, " must be divisible by parallel.tp = ", l.tp));
@@ -223,18 +227,19 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
                          const double tp = ctx.tp->all_reduce_scalar(local, parallel::ReduceOp::kSum);
                          return ctx.pp->all_reduce_scalar(tp, parallel::ReduceOp::kSum);
                        });
+  std::unique_ptr<GradSync> replicated_sync;
+  if (!zero) replicated_sync = make_grad_sync(config, ctx, *gpt);
+  GradSync* const sync = zero ? static_cast<GradSync*>(zero.get()) : replicated_sync.get();
   // Resume before anything is written to run.dir.
   int64_t resume_bytes = 0;
   const int64_t start_step =
-      resume(options.resume, config, *gpt, update, sampler, ctx, log, warn, zero.get(), &resume_bytes);
+      resume(options.resume, config, *gpt, update, sampler, ctx, log, warn, {zero.get(), sync->powersgd()},
+             &resume_bytes);
   TN_CHECK(start_step <= tc.steps, "resume", "the checkpoint is at step ", start_step, " but train.steps is ",
            tc.steps, "; raise train.steps to train further");
   TN_CHECK(options.stop_at_step == 0 || (options.stop_at_step > start_step && options.stop_at_step <= tc.steps),
            "train", "--stop-at-step ", options.stop_at_step, " is outside (", start_step, ", ", tc.steps,
            "]: the run starts after step ", start_step, " and ends at train.steps = ", tc.steps);
-  std::unique_ptr<GradSync> replicated_sync;
-  if (!zero) replicated_sync = make_grad_sync(config, ctx, *gpt);
-  GradSync* const sync = zero ? static_cast<GradSync*>(zero.get()) : replicated_sync.get();
   const std::unique_ptr<Schedule> schedule = make_schedule(config, ctx, *gpt, sampler);
 
   const std::filesystem::path metrics_path = std::filesystem::path(config.run.dir) / "metrics.jsonl";
@@ -289,6 +294,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     }
     work.step = step;
     work.loss_scale = update.loss_scale();
+    sync->begin_step(step);
     m.loss = ctx.dp->all_reduce_scalar(schedule->run(work, *sync), parallel::ReduceOp::kAvg);
     m.comm_ms = sync->wait_ms();
     if (layout.pp > 1) m.pp_idle = schedule->idle_fraction();
@@ -341,7 +347,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
         [&] {
           const data::SamplerState next{step + 1,
                                         sampler_base.sample + (step + 1 - sampler_base.step) * tc.global_batch_size};
-          return stage_state(config, *gpt, update, step + 1, next, ctx, zero.get());
+          return stage_state(config, *gpt, update, step + 1, next, ctx, {zero.get(), sync->powersgd()});
         },
         [&] { return parameters_finite(update.params()); });
     m.ckpt_block_ms = ck.block_ms;

@@ -95,6 +95,9 @@ ZeroSync::ZeroSync(const Config& config, parallel::ParallelContext& ctx, model::
   for (size_t k = 0; k < params.size(); ++k)
     autograd::register_grad_ready_hook(params[k].tensor, [this, k](const Tensor&) { on_grad_ready(static_cast<int>(k)); });
   if (stage_ >= 2) gpt_.set_parameter_hooks(this);
+  powersgd_ = make_powersgd(config, ctx, gpt);
+  powersgd_start_ = config.parallel.powersgd.start_step;
+  TN_CHECK(!powersgd_ || stage_ == 1, "zero", "parallel.powersgd needs parallel.zero_stage 0 or 1, got ", stage_);
 }
 
 ZeroSync::~ZeroSync() {
@@ -160,7 +163,7 @@ void ZeroSync::begin_backward(bool last) {
 }
 
 void ZeroSync::on_grad_ready(int param) {
-  if (stage_ == 1 && !last_) return;  // stage 1 keeps accumulating the full gradient
+  if (stage_ == 1 && (!last_ || compressing())) return;  // stage 1 keeps the full gradient until finish()
   const int b = layout().bucket_of(param);
   Bucket& B = buckets_[static_cast<size_t>(b)];
   TN_CHECK(B.pending > 0, "zero", "parameter ", gpt_.parameters()[static_cast<size_t>(param)].name,
@@ -290,6 +293,15 @@ void ZeroSync::before_backward(int region) {
 }
 
 void ZeroSync::finish() {
+  if (compressing()) {  // stage 1: the full gradients, compressed; this rank's range is a view of them
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Tensor> grads;
+    for (const auto& p : gpt_.parameters()) grads.push_back(autograd::grad(p.tensor));
+    powersgd_->reduce(grads);
+    wait_ms_ += ms_since(t0);
+    sum_over_tp_and_tied();
+    return;
+  }
   // Buckets that completed in no backward of this step (stage 1: in none but the last; or a
   // gradient that reached only part of a bucket) go now, in bucket order.
   for (size_t b = 0; b < buckets_.size(); ++b) {
@@ -306,29 +318,13 @@ void ZeroSync::finish() {
 
 void ZeroSync::sum_over_tp_and_tied() {
   const auto refs = param_refs();
-  if (ctx_.tp->size() > 1 && !tp_summed_pieces_.empty()) {
-    int64_t n = 0;
-    for (const int i : tp_summed_pieces_) n += pieces_[static_cast<size_t>(i)].numel;
-    const Tensor& any = refs[static_cast<size_t>(tp_summed_pieces_[0])].grad;
-    Tensor flat = Tensor::empty({n}, any.dtype(), any.device());
-    int64_t at = 0;
-    for (const int i : tp_summed_pieces_) {
-      const Tensor& g = refs[static_cast<size_t>(i)].grad;
-      flat.slice(0, at, at + g.numel()).copy_(g);
-      at += g.numel();
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    ctx_.tp->all_reduce(flat, parallel::ReduceOp::kSum);
-    wait_ms_ += ms_since(t0);
-    at = 0;
-    for (const int i : tp_summed_pieces_) {
-      Tensor g = refs[static_cast<size_t>(i)].grad;
-      g.copy_(flat.slice(0, at, at + g.numel()));
-      at += g.numel();
-    }
-  }
-  if (tied_bucket_ >= 0) ctx_.embedding->all_reduce(buckets_[static_cast<size_t>(tied_bucket_)].shard_grad,
-                                                    parallel::ReduceOp::kSum);
+  std::vector<Tensor> partial;
+  for (const int i : tp_summed_pieces_) partial.push_back(refs[static_cast<size_t>(i)].grad);
+  const auto t0 = std::chrono::steady_clock::now();
+  sum_over_tp(*ctx_.tp, partial);
+  if (tied_bucket_ >= 0)
+    ctx_.embedding->all_reduce(buckets_[static_cast<size_t>(tied_bucket_)].shard_grad, parallel::ReduceOp::kSum);
+  wait_ms_ += ms_since(t0);
 }
 
 void ZeroSync::after_update() {

@@ -53,9 +53,13 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
 
   int stage() const { return stage_; }
 
+  void begin_step(int64_t step) override { step_ = step; }
   void begin_backward(bool last) override;
   void finish() override;
   double wait_ms() const override { return wait_ms_; }
+  // Stage 1 only: PowerSGD compresses the accumulated full gradients in finish() instead of
+  // the reduce-scatter, and each rank keeps its range of the decompressed average.
+  parallel::PowerSgd* powersgd() override { return powersgd_.get(); }
 
   // Before a step's first backward (instead of autograd::zero_grad).
   void zero_grads();
@@ -113,6 +117,9 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
   std::vector<Piece> pieces_;
   std::vector<int> tp_summed_pieces_;  // pieces of parameters whose gradients are summed over tp
   int tied_bucket_ = -1;               // the tied embedding's bucket when the embedding group spans stages
+  bool compressing() const { return powersgd_ && step_ >= powersgd_start_; }
+  std::unique_ptr<parallel::PowerSgd> powersgd_;
+  int64_t powersgd_start_ = 0, step_ = 0;
   bool prefetch_ = true;               // parallel.zero_prefetch
   DType gather_dtype_ = DType::f32;    // stage 3's gathers: 16-bit under bf16 and fp16 precision
   bool last_ = true;
