@@ -36,10 +36,16 @@ struct Entry {
   Tensor data;                     // host, f32, contiguous (the staging copy)
   Shape global_shape;              // the whole tensor's shape
   std::vector<int64_t> offsets;    // of data's first element in the global tensor
+  // Instead of data: a live host f32 tensor the save copies into data itself, on its
+  // background thread when async (Checkpointer::wait_staged says when it is done).
+  Tensor source;
 };
 
 // Entry for a whole (unsharded) tensor; copies `t` to a host f32 staging tensor.
 Entry whole(std::string name, const Tensor& t);
+// The same, but a host f32 tensor is staged later by the save (Entry::source): the caller
+// must not change t until Checkpointer::wait_staged() returns. Device tensors are copied now.
+Entry deferred(std::string name, const Tensor& t);
 
 struct State {
   int64_t step = 0;                         // optimizer steps completed
@@ -87,6 +93,9 @@ class Checkpointer {
   // caller's state is already staged (host copies), so this returns once the background
   // writer has it (async) or after the commit (sync).
   void save(State state);
+  // Returns once the save in flight has copied its deferred entries (Entry::source): from
+  // then on the caller may change those tensors. Immediate without one. Not collective.
+  void wait_staged();
   // Collective, cheap: commits the save in flight when every rank's writer has finished.
   // Returns the timing of a save committed by this call.
   std::optional<SaveTiming> poll();

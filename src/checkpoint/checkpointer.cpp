@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "checkpoint/checkpoint.h"
@@ -68,6 +69,16 @@ Group Group::local() {
   return g;
 }
 
+Entry deferred(std::string name, const Tensor& t) {
+  if (!t.device().is_cpu() || t.dtype() != DType::f32) return whole(std::move(name), t);
+  Entry e;
+  e.name = std::move(name);
+  e.source = t;
+  e.global_shape = t.shape();
+  e.offsets.assign(t.shape().size(), 0);
+  return e;
+}
+
 Entry whole(std::string name, const Tensor& t) {
   Entry e;
   e.name = std::move(name);
@@ -86,7 +97,22 @@ struct Checkpointer::Pending {
   std::thread thread;
   std::atomic<bool> done{false};
   WriteResult result;
+  std::promise<void> staged;  // the deferred entries are copied
+  std::shared_future<void> staged_future = staged.get_future().share();
 };
+
+namespace {
+
+// Copies every deferred entry's source into its staging tensor (Entry::source).
+void stage_deferred(State& state) {
+  for (Entry& e : state.tensors) {
+    if (!e.source.defined()) continue;
+    e.data = e.source.contiguous().clone();
+    e.source = Tensor();
+  }
+}
+
+}  // namespace
 
 Checkpointer::Checkpointer(std::string run_dir, Group group, Options options)
     : run_dir_(std::move(run_dir)), group_(std::move(group)), options_(std::move(options)) {
@@ -132,18 +158,31 @@ void Checkpointer::save(State state) {
   RankFileHooks* hooks = options_.hooks.get();
   if (options_.async) {
     raw->thread = std::thread([raw, rank, hooks] {
-      raw->result = write_this_rank(raw->tmp_dir, rank, raw->state, hooks);
+      try {
+        stage_deferred(raw->state);
+      } catch (const std::exception& e) {
+        raw->result.ok = false;
+        raw->result.record = e.what();
+      }
+      raw->staged.set_value();
+      if (raw->result.ok) raw->result = write_this_rank(raw->tmp_dir, rank, raw->state, hooks);
       raw->state.tensors.clear();  // release the staging memory early
       raw->done.store(true, std::memory_order_release);
     });
     raw->blocking_s = seconds_since(t0);
   } else {
+    stage_deferred(raw->state);
+    raw->staged.set_value();
     raw->result = write_this_rank(raw->tmp_dir, rank, raw->state, hooks);
     raw->state.tensors.clear();
     raw->done.store(true);
     raw->blocking_s = seconds_since(t0);
     commit();
   }
+}
+
+void Checkpointer::wait_staged() {
+  if (pending_) pending_->staged_future.wait();
 }
 
 std::optional<SaveTiming> Checkpointer::poll() {

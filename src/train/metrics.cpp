@@ -47,6 +47,7 @@ std::string metrics_json(const StepMetrics& m) {
   if (m.tp_comm_ms >= 0) out << ", \"tp_comm_ms\": " << num(m.tp_comm_ms);
   if (m.val_loss >= 0 || std::isnan(m.val_loss)) out << ", \"val_loss\": " << num(m.val_loss);
   if (m.ckpt_block_ms >= 0) out << ", \"ckpt_block_ms\": " << num(m.ckpt_block_ms);
+  if (m.ckpt_wait_ms >= 0) out << ", \"ckpt_wait_ms\": " << num(m.ckpt_wait_ms);
   if (m.ckpt_total_ms >= 0) out << ", \"ckpt_total_ms\": " << num(m.ckpt_total_ms);
   out << "}\n";
   return out.str();

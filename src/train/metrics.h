@@ -31,6 +31,7 @@ struct StepMetrics {
   double mfu = 0;         // fraction of peak_flops
   double val_loss = -1;   // < 0: not evaluated at this step
   double ckpt_block_ms = -1;  // a save started at this step: time the step loop was blocked
+  double ckpt_wait_ms = -1;   // the first update after an async save: time it waited for the save's copy
   double ckpt_total_ms = -1;  // a save committed at this step: its time from start to commit
   double comm_ms = 0;         // time the step waited on the gradient all-reduce (data parallel)
   // Loss scaling (precision: fp16): the scale this step's backward used (0: no scaling),

@@ -87,10 +87,20 @@ StepCheckpoints::Outcome StepCheckpoints::end_of_step(int64_t step, bool last,
   const auto t0 = std::chrono::steady_clock::now();
   checkpointer_.save(stage());
   o.block_ms = ms_since(t0);
+  awaiting_stage_ = config_.checkpoint.async;
   if (last || o.stop || !config_.checkpoint.async) {
     if (auto committed = checkpointer_.finish()) o.total_ms = committed->total_s * 1e3;
+    awaiting_stage_ = false;
   }
   return o;
+}
+
+double StepCheckpoints::before_update() {
+  if (!awaiting_stage_) return -1;
+  awaiting_stage_ = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  checkpointer_.wait_staged();
+  return ms_since(t0);
 }
 
 }  // namespace ternion::train

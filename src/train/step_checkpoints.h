@@ -39,8 +39,14 @@ class StepCheckpoints {
   // `state_is_finite` (when given) says whether this rank's weights may be saved.
   Outcome end_of_step(int64_t step, bool last, const std::function<checkpoint::State()>& stage,
                       const std::function<bool()>& state_is_finite = {});
+  // Before the optimizer changes the parameters and moments: waits until an async save
+  // started at an earlier step has copied them (the state is staged by the save's own
+  // thread, during the next step's forward and backward). Returns the milliseconds waited
+  // at the first update after a save started, -1 otherwise.
+  double before_update();
 
  private:
+  bool awaiting_stage_ = false;
   struct Signals;
   const Config& config_;
   parallel::ParallelContext& ctx_;

@@ -32,7 +32,7 @@ Tensor box_rows(const model::Parameter& p, const Tensor& t, size_t k) {
 // (FORMAT.md); the reader reassembles any box from them.
 checkpoint::Entry entry(std::string name, const model::Parameter& p, const Tensor& t, size_t k) {
   if (p.boxes.size() > 1) name += "@" + std::to_string(k);
-  checkpoint::Entry e = checkpoint::whole(std::move(name), box_rows(p, t, k).contiguous());
+  checkpoint::Entry e = checkpoint::deferred(std::move(name), box_rows(p, t, k).contiguous());
   e.global_shape = p.global_shape;
   e.offsets = p.boxes[k].offsets;
   return e;
@@ -60,7 +60,7 @@ std::string dataset(std::string_view prefix, const std::string& name, const std:
 checkpoint::Entry piece_entry(const std::string& name, const model::Parameter& p, const Tensor& values,
                               int64_t begin, const model::FlatPiece& fp) {
   const int64_t a = fp.local_begin - begin;
-  checkpoint::Entry e = checkpoint::whole(name, values.slice(0, a, a + fp.box.numel()).view(fp.box.shape));
+  checkpoint::Entry e = checkpoint::deferred(name, values.slice(0, a, a + fp.box.numel()).view(fp.box.shape));
   e.global_shape = p.global_shape;
   e.offsets = fp.box.offsets;
   return e;

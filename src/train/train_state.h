@@ -17,13 +17,15 @@
 
 namespace ternion::train {
 
-// What this rank writes, staged as host copies: each primary parameter's boxes (and their
+// What this rank writes: each primary parameter's boxes (and their
 // AdamW moments) at their global offsets, on dp rank 0 only (the other dp ranks hold the
 // same replica). Tied copies and tp-replicated copies on tp ranks > 0 are not written.
 // Under ZeRO (sync.zero) every dp rank writes its own range instead: each piece of a
 // parameter in it as boxes `<name>@z<bucket>.<i>` (FORMAT.md), values and moments alike.
 // With PowerSGD (sync.powersgd) every rank also writes its error buffers and dp rank 0 each
-// matrix's Q (FORMAT.md "PowerSGD state").
+// matrix's Q (FORMAT.md "PowerSGD state"). Host parameters and moments are deferred entries
+// (checkpoint::deferred: the save copies them; nothing may change them before
+// StepCheckpoints::before_update); the rest is copied now.
 struct SyncState {
   const ZeroSync* zero = nullptr;
   parallel::PowerSgd* powersgd = nullptr;

@@ -298,6 +298,7 @@ TrainSummary train(const Config& config, std::ostream& out, const TrainOptions& 
     m.loss = ctx.dp->all_reduce_scalar(schedule->run(work, *sync), parallel::ReduceOp::kAvg);
     m.comm_ms = sync->wait_ms();
     if (layout.pp > 1) m.pp_idle = schedule->idle_fraction();
+    m.ckpt_wait_ms = checkpoints.before_update();  // an async save's copy of the state is done
     const UpdateResult u = update.apply(m.lr);
     if (zero && !u.skipped && !u.nonfinite) {
       zero->after_update();
