@@ -67,7 +67,8 @@ int Gpt::add_param(std::string name, Shape shape, Split split, double init_std, 
     }
   }
   const int64_t padding = t > 1 && split == Split::kVocab ? vocab_.rows - vocab_.count : 0;
-  Parameter p = make_parameter(std::move(name), std::move(shape), std::move(boxes), config_.device, padding);
+  Parameter p =
+      make_parameter(std::move(name), std::move(shape), std::move(boxes), config_.device, padding, config_.allocate);
   p.tp_replicated = split == Split::kReplicated;
   p.grad_summed_over_tp = p.tp_replicated && sp();
   p.primary = !p.tp_replicated || shard_.tp_rank == 0;
@@ -167,6 +168,7 @@ Tensor Gpt::leave(int r, const Tensor& out) const {
 }
 
 void Gpt::init(uint64_t seed) {
+  TN_CHECK(config_.allocate, "model", "a model built to describe its parameters (GptConfig::allocate = false) has none to initialise");
   for (Parameter& p : params_) init_parameter(p, seed);
 }
 
@@ -226,7 +228,7 @@ int64_t Gpt::num_parameters() const {
 
 int64_t Gpt::num_local_elements() const {
   int64_t n = 0;
-  for (const Parameter& p : params_) n += p.tensor.numel();
+  for (const Parameter& p : params_) n += shape_numel(p.local_shape);
   return n;
 }
 

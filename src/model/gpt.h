@@ -47,6 +47,9 @@ struct GptConfig {
   // cast at each use (autograd::cast, whose backward adds the f32 gradient into the
   // master's .grad). f32: compute in the parameters' own dtype, no casts.
   DType compute_dtype = DType::f32;
+  // false: the parameters are only described (Parameter::local_shape, no tensors), so a
+  // planner can lay out a shard of any model; such a Gpt cannot run or be initialised.
+  bool allocate = true;
 };
 
 // Which part of the model a Gpt holds: a contiguous range of global layers (a pipeline

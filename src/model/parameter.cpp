@@ -60,7 +60,7 @@ Box range_box(const Shape& global_shape, int dim, int64_t begin, int64_t end) {
 }
 
 Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> boxes, Device device,
-                         int64_t padding_rows) {
+                         int64_t padding_rows, bool allocate) {
   TN_CHECK(!boxes.empty(), "parameter", name, ": no boxes");
   const size_t nd = global_shape.size();
   int64_t rows = 0;
@@ -87,9 +87,12 @@ Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> 
   if (nd) local[0] = rows;
   Parameter p;
   p.name = std::move(name);
-  // Padding rows are zero from the start, whatever fills the boxes later.
-  p.tensor = padding_rows > 0 ? Tensor::zeros(local, DType::f32, device) : Tensor::empty(local, DType::f32, device);
-  autograd::set_requires_grad(p.tensor);
+  p.local_shape = local;
+  if (allocate) {
+    // Padding rows are zero from the start, whatever fills the boxes later.
+    p.tensor = padding_rows > 0 ? Tensor::zeros(local, DType::f32, device) : Tensor::empty(local, DType::f32, device);
+    autograd::set_requires_grad(p.tensor);
+  }
   p.global_shape = std::move(global_shape);
   p.boxes = std::move(boxes);
   p.padding_rows = padding_rows;

@@ -34,7 +34,8 @@ Tensor box_view(const Tensor& t, const Box& b);
 
 struct Parameter {
   std::string name;     // nanoGPT state_dict name, e.g. "transformer.h.5.attn.c_attn.weight"
-  Tensor tensor;        // this rank's part: the boxes stacked along dim 0
+  Tensor tensor;        // this rank's part: the boxes stacked along dim 0 (undefined when only described)
+  Shape local_shape;    // tensor's shape: the boxes stacked along dim 0, then the padding rows
   Shape global_shape;   // shape of the whole parameter
   std::vector<Box> boxes;
   // Every tp rank holds the same values (LayerNorm parameters, row-parallel biases); the
@@ -69,8 +70,10 @@ struct Parameter {
 // equal, no two boxes overlapping) and allocates the stacked tensor (f32, uninitialised)
 // on `device`, with `padding_rows` more rows after the boxes (zero). Throws naming the parameter
 // and the box.
+// allocate = false: the parameter is only described (local_shape; no tensor), as a planner
+// needs for models that fit no machine.
 Parameter make_parameter(std::string name, Shape global_shape, std::vector<Box> boxes, Device device,
-                         int64_t padding_rows = 0);
+                         int64_t padding_rows = 0, bool allocate = true);
 // The whole tensor as one box.
 std::vector<Box> whole_box(const Shape& global_shape);
 // Rows [begin, end) of dim `dim` of the global shape (the other dims whole).

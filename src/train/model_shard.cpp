@@ -50,10 +50,15 @@ model::GptConfig gpt_config(const Config& c, Device device, DType compute) {
   return g;
 }
 
-std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute) {
+model::GptShard shard_of(const Config& config, const parallel::Layout& l, const parallel::Coord& c) {
   const int v = config.parallel.pp_schedule == "interleaved" ? config.parallel.virtual_stages : 1;
-  model::GptShard shard = shard_for(config.model, ctx.layout, ctx.coord, config.parallel.pp_layers, v);
-  shard.sequence_parallel = config.parallel.sequence_parallel && ctx.layout.tp > 1;
+  model::GptShard shard = shard_for(config.model, l, c, config.parallel.pp_layers, v);
+  shard.sequence_parallel = config.parallel.sequence_parallel && l.tp > 1;
+  return shard;
+}
+
+std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute) {
+  const model::GptShard shard = shard_of(config, ctx.layout, ctx.coord);
   // A context that only describes a layout (tools, tests: its tp group is not of the
   // layout's size) builds shards that describe their parameters but cannot run forward.
   parallel::Communicator* tp = ctx.tp && ctx.tp->size() == ctx.layout.tp ? ctx.tp.get() : nullptr;

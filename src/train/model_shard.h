@@ -24,6 +24,10 @@ model::GptShard shard_for(const ModelConfig& model, const parallel::Layout& l, c
 
 model::GptConfig gpt_config(const Config& config, Device device, DType compute);
 
+// The shard rank `c` of layout `l` holds under `config` (pipeline stage and chunks as the
+// schedule needs them, tp rank, sequence parallelism): what build_model builds.
+model::GptShard shard_of(const Config& config, const parallel::Layout& l, const parallel::Coord& c);
+
 // This rank's shard on ctx.device, initialised: init_parameter from run.seed, or each
 // parameter's boxes copied out of the whole tensors in model.init_from.
 std::unique_ptr<model::Gpt> build_model(const Config& config, const parallel::ParallelContext& ctx, DType compute);

@@ -22,6 +22,20 @@ constexpr const char* kTied = "transformer.wte.weight";
 
 }  // namespace
 
+std::vector<int> zero_bucket_groups(const model::Gpt& gpt) {
+  const auto& params = gpt.parameters();
+  const auto& regions = gpt.regions();
+  std::vector<int> group(params.size(), -1);
+  for (size_t r = 0; r < regions.size(); ++r)
+    for (const int i : regions[r])
+      if (params[static_cast<size_t>(i)].name != kTied) group[static_cast<size_t>(i)] = static_cast<int>(r);
+  return group;
+}
+
+int64_t zero_bucket_elements(const Config& config) {
+  return std::max<int64_t>(1, static_cast<int64_t>(config.parallel.bucket_mb * 1024 * 1024 / 4.0));
+}
+
 struct ZeroSync::Bucket {
   int params = 0;   // parameters in the bucket
   int pending = 0;  // of them, those whose gradient this backward has not finished
@@ -46,17 +60,13 @@ ZeroSync::ZeroSync(const Config& config, parallel::ParallelContext& ctx, model::
   const auto& regions = gpt.regions();
   // Buckets never mix regions (stage 3 gathers a region's buckets), and the tied embedding
   // has a bucket of its own (the same on the first and the last pipeline stage).
-  std::vector<int> group(params.size(), -1);
-  for (size_t r = 0; r < regions.size(); ++r)
-    for (const int i : regions[r])
-      if (params[static_cast<size_t>(i)].name != kTied) group[static_cast<size_t>(i)] = static_cast<int>(r);
   std::vector<Tensor*> ptrs;
   for (auto& p : params) ptrs.push_back(&p.tensor);
   const DType dtype = params.at(0).tensor.dtype();
   const Device device = params.at(0).tensor.device();
-  const auto bucket_elems = std::max<int64_t>(
-      1, static_cast<int64_t>(config.parallel.bucket_mb * 1024 * 1024 / static_cast<double>(dtype_size(dtype))));
-  buffers_ = std::make_unique<parallel::FlatBuffers>(ptrs, bucket_elems, ctx.dp->size(), group);
+  TN_CHECK(dtype == DType::f32, "zero", "the f32 master parameters go into the flat buffers, got ", dtype_name(dtype));
+  buffers_ = std::make_unique<parallel::FlatBuffers>(ptrs, zero_bucket_elements(config), ctx.dp->size(),
+                                                     zero_bucket_groups(gpt));
   const parallel::FlatLayout& L = buffers_->layout();
   const int rank = ctx.dp->rank();
   buckets_ = std::vector<Bucket>(L.buckets().size());

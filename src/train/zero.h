@@ -42,6 +42,13 @@
 
 namespace ternion::train {
 
+// How ZeRO buckets gpt's parameters (FlatLayout's groups): the parameters of each region in
+// buckets of their own, the tied embedding alone. A pure function of the shard, shared with
+// the planner (train/plan.h).
+std::vector<int> zero_bucket_groups(const model::Gpt& gpt);
+// parallel.bucket_mb in f32 elements (at least 1).
+int64_t zero_bucket_elements(const Config& config);
+
 class ZeroSync final : public GradSync, private model::ParameterHooks {
  public:
   // Moves gpt's parameters into flat buffers (their current values kept) and installs the

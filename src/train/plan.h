@@ -1,0 +1,34 @@
+// ternion plan's model, first part: per-rank bytes of model state for a config at a world
+// size, a pure function of the config and the layout (nothing is allocated). Each rank's
+// shard is built described only (GptConfig::allocate = false) by the code that builds it for
+// training (shard_of, model::Gpt), and laid out as the trainer lays it out: whole tensors, or
+// ZeRO's flat buckets (zero_bucket_groups, parallel::FlatLayout) with their padding. The
+// fields are memory.json's (docs/metrics.md), so a plan and a run compare field by field;
+// train.plan checks them equal to the byte against real runs.
+// Not yet: activations, communication buffers, the peak, traffic, --search.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "parallel/topology.h"
+#include "train/config.h"
+
+namespace ternion::train {
+
+struct PlannedRank {
+  int rank = 0;
+  parallel::Coord coord;
+  int64_t params = 0, grads = 0, optim = 0;  // bytes, as memory.json's fields
+};
+
+struct Plan {
+  parallel::Layout layout;
+  std::vector<PlannedRank> ranks;  // by world rank
+};
+
+// Throws naming the key (as a run would) when the config does not fit world_size ranks.
+Plan plan_model_states(const Config& config, int world_size);
+
+}  // namespace ternion::train
