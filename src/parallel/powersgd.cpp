@@ -20,6 +20,15 @@ void matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, doubl
 
 }  // namespace
 
+int PowerSgd::matrix_rank(const Shape& s, const PowerSgdOptions& o) {
+  const int64_t numel = shape_numel(s);
+  if (s.size() < 2 || numel == 0) return 0;
+  const int64_t n = s[0], m = numel / s[0];
+  const int r = static_cast<int>(std::min<int64_t>({n, m, o.rank}));
+  const double rate = static_cast<double>(n * m) / static_cast<double>((n + m) * r);
+  return rate >= o.min_compression_rate ? r : 0;
+}
+
 PowerSgd::PowerSgd(Communicator& dp, std::vector<std::string> names, const std::vector<Shape>& shapes, DType dtype,
                    Device device, const PowerSgdOptions& options, uint64_t seed)
     : dp_(dp), opt_(options), seed_(seed), dtype_(dtype), device_(device) {
@@ -30,12 +39,10 @@ PowerSgd::PowerSgd(Communicator& dp, std::vector<std::string> names, const std::
     mat.name = std::move(names[i]);
     const Shape& s = shapes[i];
     const int64_t numel = shape_numel(s);
-    if (s.size() >= 2 && numel > 0) {
+    mat.rank = matrix_rank(s, opt_);
+    if (mat.rank) {
       mat.n = s[0];
       mat.m = numel / s[0];
-      const int r = static_cast<int>(std::min<int64_t>({mat.n, mat.m, opt_.rank}));
-      const double rate = static_cast<double>(mat.n * mat.m) / static_cast<double>((mat.n + mat.m) * r);
-      if (rate >= opt_.min_compression_rate) mat.rank = r;
     }
     if (mat.rank == 0) {
       uncompressed_ += numel;

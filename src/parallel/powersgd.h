@@ -47,6 +47,9 @@ class PowerSgd {
   // Every gradient averaged exactly (before start_step), in one all-reduce.
   void reduce_uncompressed(const std::vector<Tensor>& grads);
 
+  // The rank r' a gradient of this shape is compressed at, or 0 when it is sent exactly.
+  static int matrix_rank(const Shape& shape, const PowerSgdOptions& options);
+
   size_t size() const { return mats_.size(); }
   bool compressed(size_t i) const { return mats_.at(i).rank > 0; }
   const std::string& name(size_t i) const { return mats_.at(i).name; }

@@ -1,5 +1,6 @@
 #include "train/grad_sync.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "autograd/autograd.h"
@@ -26,6 +27,17 @@ void sum_over_tp(parallel::Communicator& tp, const std::vector<Tensor>& grads) {
   }
 }
 
+parallel::PowerSgdOptions powersgd_options(const Config& config) {
+  const PowerSgdConfig& c = config.parallel.powersgd;
+  parallel::PowerSgdOptions o;
+  o.rank = std::max(c.rank, 1);
+  o.min_compression_rate = c.min_compression_rate;
+  o.warm_start = c.warm_start;
+  o.error_feedback = c.error_feedback;
+  o.orthogonalization_epsilon = c.orthogonalization_epsilon;
+  return o;
+}
+
 std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel::ParallelContext& ctx,
                                                   const model::Gpt& gpt) {
   const PowerSgdConfig& c = config.parallel.powersgd;
@@ -37,14 +49,8 @@ std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel
     shapes.push_back(p.tensor.shape());
   }
   const Tensor& any = gpt.parameters().at(0).tensor;
-  parallel::PowerSgdOptions o;
-  o.rank = c.rank;
-  o.min_compression_rate = c.min_compression_rate;
-  o.warm_start = c.warm_start;
-  o.error_feedback = c.error_feedback;
-  o.orthogonalization_epsilon = c.orthogonalization_epsilon;
-  return std::make_unique<parallel::PowerSgd>(*ctx.dp, std::move(names), shapes, any.dtype(), any.device(), o,
-                                              static_cast<uint64_t>(config.run.seed));
+  return std::make_unique<parallel::PowerSgd>(*ctx.dp, std::move(names), shapes, any.dtype(), any.device(),
+                                              powersgd_options(config), static_cast<uint64_t>(config.run.seed));
 }
 
 namespace {

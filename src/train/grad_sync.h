@@ -34,6 +34,9 @@ class GradSync {
   virtual parallel::PowerSgd* powersgd() { return nullptr; }
 };
 
+// parallel.powersgd's options as the compressor takes them.
+parallel::PowerSgdOptions powersgd_options(const Config& config);
+
 // The compressor parallel.powersgd asks for over ctx.dp for gpt's gradients (their local
 // shapes, in parameter order), or null when its rank is 0 or dp is 1 (nothing is sent).
 std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel::ParallelContext& ctx,

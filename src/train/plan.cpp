@@ -2,13 +2,23 @@
 
 #include "model/gpt.h"
 #include "parallel/flat_layout.h"
+#include "parallel/powersgd.h"
+#include "train/grad_sync.h"
 #include "train/model_shard.h"
 #include "train/trainer.h"
 #include "train/zero.h"
 
 namespace ternion::train {
 
-Plan plan_model_states(const Config& config, int world_size) {
+namespace {
+
+// The nccl-tests byte counts of one call over n ranks (communicator.h), S the buffer's bytes.
+int64_t all_reduce_bytes(int n, int64_t s) { return n > 1 ? 2 * (n - 1) * s / n : 0; }
+int64_t gather_bytes(int n, int64_t s) { return n > 1 ? (n - 1) * s / n : 0; }  // all-gather, reduce-scatter
+
+}  // namespace
+
+Plan plan_model_states(const Config& config, int world_size, int64_t step) {
   validate(config);
   Plan plan;
   plan.layout = resolve_layout(config, world_size);
@@ -27,9 +37,47 @@ Plan plan_model_states(const Config& config, int world_size) {
       numels.push_back(shape_numel(p.local_shape));
       local += numels.back();
     }
+    const model::GptShard& shard = gpt.shard();
+    const auto& params = gpt.parameters();
+    const int dp = l.dp, tp = l.tp, pp = l.pp;
+    const int64_t m = config.train.global_batch_size / (config.train.micro_batch_size * dp);
+    const int64_t N = config.train.micro_batch_size * config.model.block_size, C = config.model.n_embd;
+    const bool sp = shard.sequence_parallel;
+    int wte = -1;
+    for (size_t i = 0; i < params.size(); ++i)
+      if (params[i].name == "transformer.wte.weight") wte = static_cast<int>(i);
+    // The gradient sync's traffic on dp: the loss average, and per stage its collectives.
+    r.comm_dp = all_reduce_bytes(dp, 8);
+    const bool compressing = config.parallel.powersgd.rank > 0 && dp > 1 && step >= config.parallel.powersgd.start_step;
+    int64_t psgd = 0;  // PowerSGD's three all-reduces: the exact gradients, every P, every Q
+    if (compressing) {
+      const parallel::PowerSgdOptions o = powersgd_options(config);
+      int64_t exact = 0, ps = 0, qs = 0;
+      for (const model::Parameter& p : params) {
+        const int rr = parallel::PowerSgd::matrix_rank(p.local_shape, o);
+        const int64_t n = shape_numel(p.local_shape);
+        if (!rr) {
+          exact += n;
+        } else {
+          ps += rr * p.local_shape[0];
+          qs += rr * (n / p.local_shape[0]);
+        }
+      }
+      psgd = all_reduce_bytes(dp, 4 * exact) + all_reduce_bytes(dp, 4 * ps) + all_reduce_bytes(dp, 4 * qs);
+    }
+    std::vector<int64_t> sp_numels;  // gradients summed over tp after the dp sync
     if (stage == 0) {  // every tensor whole; AdamW's two moments per element
       r.params = r.grads = 4 * local;
       r.optim = 8 * local;
+      if (compressing) {
+        r.comm_dp += psgd;
+      } else {  // the reducer's buckets (the same as a flat layout's over one rank) and their flags
+        const parallel::FlatLayout buckets(numels, zero_bucket_elements(config), 1);
+        for (const parallel::FlatBucket& b : buckets.buckets())
+          r.comm_dp += all_reduce_bytes(dp, 4 * (b.used + static_cast<int64_t>(b.params.size())));
+      }
+      for (size_t i = 0; i < params.size(); ++i)
+        if (params[i].grad_summed_over_tp) sp_numels.push_back(numels[i]);
     } else {
       const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
       const int64_t total = flat.total_numel();
@@ -37,8 +85,62 @@ Plan plan_model_states(const Config& config, int world_size) {
       r.grads = 4 * (stage == 1 ? total : total / l.dp);
       int64_t mine = 0;  // this dp rank's elements of parameters (padding holds no state)
       for (int b = 0; b < static_cast<int>(flat.buckets().size()); ++b)
-        for (const parallel::FlatSegment& s : flat.shard_pieces(b, r.coord.dp)) mine += s.numel;
+        for (const parallel::FlatSegment& s : flat.shard_pieces(b, r.coord.dp)) {
+          mine += s.numel;
+          if (params[static_cast<size_t>(s.param)].grad_summed_over_tp) sp_numels.push_back(s.numel);
+        }
       r.optim = 8 * mine;
+      r.comm_dp += all_reduce_bytes(dp, 8);  // the norm's sum over dp
+      const int64_t gather = (config.precision == "fp32" ? 4 : 2);
+      for (int b = 0; b < static_cast<int>(flat.buckets().size()); ++b) {
+        const int64_t n = flat.buckets()[static_cast<size_t>(b)].numel;
+        const int64_t rs = gather_bytes(dp, 4 * n), ag = gather_bytes(dp, 4 * n);
+        if (stage == 1) r.comm_dp += (compressing ? 0 : rs) + ag;
+        if (stage == 2) r.comm_dp += m * rs + ag;
+        if (stage == 3) {
+          r.comm_dp += m * (2 * gather_bytes(dp, gather * n) + rs);
+          // The embeddings and the head are two regions: one stage holding both gathers wte twice.
+          if (wte >= 0 && shard.embeddings && shard.head && flat.bucket_of(wte) == b)
+            r.comm_dp += m * gather_bytes(dp, gather * n);
+        }
+      }
+      if (compressing) r.comm_dp += psgd;
+    }
+    // tp: per micro-batch 4 all-reduces (or reduce-scatter + all-gather pairs) of the N·C
+    // activation per layer, one after the embeddings, one in the head's backward, the
+    // vocabulary-parallel loss's B·T and 2·B·T; per step the norm's sum and the
+    // sequence-parallel gradients.
+    if (tp > 1) {
+      const int64_t layers = static_cast<int64_t>(gpt.regions().size()) - (shard.embeddings ? 1 : 0) - (shard.head ? 1 : 0);
+      int64_t per_micro = 4 * layers * all_reduce_bytes(tp, N * C * 4);
+      if (shard.embeddings) per_micro += all_reduce_bytes(tp, N * C * 4);
+      if (shard.head)
+        per_micro += all_reduce_bytes(tp, N * C * 4) + all_reduce_bytes(tp, N * 4) + all_reduce_bytes(tp, 2 * N * 4);
+      r.comm_tp = m * per_micro + all_reduce_bytes(tp, 8);
+      int64_t sp_elems = 0;
+      for (const int64_t n : sp_numels) sp_elems += n;
+      if (sp && sp_elems > 0) r.comm_tp += all_reduce_bytes(tp, 4 * sp_elems);
+    }
+    // pp: the activations forward and their gradients back, per micro-batch and chunk (every
+    // virtual stage but the last sends forward, every one but the first backward); the loss
+    // and the norm over the stages; the tied embedding's gradient over the embedding group.
+    if (pp > 1) {
+      const int64_t act = N * C * 4 / (sp ? tp : 1);
+      const int64_t v = shard.chunks, virtual_stages = pp * v;
+      for (int64_t c = 0; c < v; ++c) {
+        const int64_t vs = c * pp + r.coord.pp;
+        if (vs < virtual_stages - 1) r.comm_pp += m * act;
+        if (vs > 0) r.comm_pp += m * act;
+      }
+      r.comm_pp += 2 * all_reduce_bytes(pp, 8);
+      if (wte >= 0 && (shard.embeddings != shard.head)) {  // the first and the last stage
+        int64_t n = numels[static_cast<size_t>(wte)];
+        if (stage > 0) {
+          const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
+          n = flat.shard_size(flat.bucket_of(wte));
+        }
+        r.comm_pp += all_reduce_bytes(2, 4 * n);
+      }
     }
     plan.ranks.push_back(r);
   }

@@ -5,7 +5,10 @@
 // ZeRO's flat buckets (zero_bucket_groups, parallel::FlatLayout) with their padding. The
 // fields are memory.json's (docs/metrics.md), so a plan and a run compare field by field;
 // train.plan checks them equal to the byte against real runs.
-// Not yet: activations, communication buffers, the peak, traffic, --search.
+// Traffic: each rank's bytes sent per step on each axis, as metrics.jsonl's comm_bytes
+// counts them (docs/metrics.md; a step that neither evaluates nor saves, at `step` for
+// PowerSGD's start).
+// Not yet: activations, communication buffers, the peak, --search.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,7 @@ struct PlannedRank {
   int rank = 0;
   parallel::Coord coord;
   int64_t params = 0, grads = 0, optim = 0;  // bytes, as memory.json's fields
+  int64_t comm_dp = 0, comm_tp = 0, comm_pp = 0;  // bytes sent per step, as comm_bytes'
 };
 
 struct Plan {
@@ -29,6 +33,6 @@ struct Plan {
 };
 
 // Throws naming the key (as a run would) when the config does not fit world_size ranks.
-Plan plan_model_states(const Config& config, int world_size);
+Plan plan_model_states(const Config& config, int world_size, int64_t step = 0);
 
 }  // namespace ternion::train
