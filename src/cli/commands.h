@@ -11,6 +11,7 @@ int run_prepare(int argc, char** argv);
 int run_sample(int argc, char** argv);
 int run_checkpoint(int argc, char** argv);
 int run_plot(int argc, char** argv);
+int run_plan(int argc, char** argv);
 
 // What `ternion NAME --help` prints on stdout (usage.cpp). main() answers --help for
 // every command, before the command runs or when its Args throws HelpRequested.
@@ -19,6 +20,7 @@ extern const char* const kPrepareUsage;
 extern const char* const kSampleUsage;
 extern const char* const kCheckpointUsage;
 extern const char* const kPlotUsage;
+extern const char* const kPlanUsage;
 extern const char* const kVersionUsage;
 extern const char* const kSelftestUsage;
 

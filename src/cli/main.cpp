@@ -22,6 +22,8 @@ constexpr const char* kUsage =
     "                 checkpoint inspect DIR | checkpoint export DIR --output model.h5\n"
     "  plot           draw a run's loss, throughput and learning rate as PNGs (gnuplot):\n"
     "                 plot RUN_DIR [--output DIR]\n"
+    "  plan           per-rank model-state bytes and traffic of a config at N ranks:\n"
+    "                 plan --config C.yaml --world N [--set k=v] [--json]\n"
     "  version        print the versions of Ternion and its libraries (also --version)\n"
     "  selftest       run a tiny forward/backward on the CPU backend and report timing\n"
     "\n"
@@ -39,6 +41,7 @@ const Command kCommands[] = {
     {"sample", ternion::cli::run_sample, ternion::cli::kSampleUsage},
     {"checkpoint", ternion::cli::run_checkpoint, ternion::cli::kCheckpointUsage},
     {"plot", ternion::cli::run_plot, ternion::cli::kPlotUsage},
+    {"plan", ternion::cli::run_plan, ternion::cli::kPlanUsage},
     {"version", ternion::cli::run_version, ternion::cli::kVersionUsage},
     {"--version", ternion::cli::run_version, ternion::cli::kVersionUsage},
     {"selftest", ternion::cli::run_selftest, ternion::cli::kSelftestUsage},

@@ -59,6 +59,13 @@ const char* const kPlotUsage =
     "into DIR (default RUN_DIR/plots) with gnuplot. A truncated last line (a run killed while\n"
     "writing it) is skipped with a warning.\n";
 
+const char* const kPlanUsage =
+    "usage: ternion plan --config FILE --world N [--set key=value]... [--json]\n"
+    "Per rank of the config's layout at N ranks: bytes of parameters, gradients and AdamW state\n"
+    "(memory.json's params, grads, optim) and bytes sent per step on dp, tp and pp (metrics.jsonl's\n"
+    "comm_bytes), computed without allocating or starting anything. --json prints them with\n"
+    "memory.json's field names. Activations and the peak are not predicted yet.\n";
+
 const char* const kVersionUsage =
     "usage: ternion version   (or ternion --version)\n"
     "Prints the versions of Ternion and of the libraries it was built with.\n";
