@@ -61,10 +61,10 @@ const char* const kPlotUsage =
 
 const char* const kPlanUsage =
     "usage: ternion plan --config FILE --world N [--set key=value]... [--json]\n"
-    "Per rank of the config's layout at N ranks: bytes of parameters, gradients and AdamW state\n"
-    "(memory.json's params, grads, optim) and bytes sent per step on dp, tp and pp (metrics.jsonl's\n"
-    "comm_bytes), computed without allocating or starting anything. --json prints them with\n"
-    "memory.json's field names. Activations and the peak are not predicted yet.\n";
+    "Per rank of the config's layout at N ranks: bytes of parameters, gradients, AdamW state and\n"
+    "activations (memory.json's params, grads, optim, activations_peak) and bytes sent per step on\n"
+    "dp, tp and pp (metrics.jsonl's comm_bytes), computed without allocating or starting anything.\n"
+    "--json prints them with memory.json's field names. The total peak is not predicted yet.\n";
 
 const char* const kVersionUsage =
     "usage: ternion version   (or ternion --version)\n"

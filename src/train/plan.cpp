@@ -1,7 +1,10 @@
 #include "train/plan.h"
 
+#include <algorithm>
+
 #include "model/gpt.h"
 #include "parallel/flat_layout.h"
+#include "parallel/pipeline_schedule.h"
 #include "parallel/powersgd.h"
 #include "train/grad_sync.h"
 #include "train/model_shard.h"
@@ -15,6 +18,17 @@ namespace {
 // The nccl-tests byte counts of one call over n ranks (communicator.h), S the buffer's bytes.
 int64_t all_reduce_bytes(int n, int64_t s) { return n > 1 ? 2 * (n - 1) * s / n : 0; }
 int64_t gather_bytes(int n, int64_t s) { return n > 1 ? (n - 1) * s / n : 0; }  // all-gather, reduce-scatter
+
+// Floats one block keeps per token of its micro-batch (what its ops save, model/gpt.h), by
+// recompute mode; tp splits the heads and the MLP, sequence parallelism the LayerNorm
+// regions (the column-parallel inputs are gathered whole).
+double block_floats(const std::string& mode, int64_t C, int64_t H, int tp, bool sp) {
+  const double t = tp, c = static_cast<double>(C), h = static_cast<double>(H);
+  if (mode == "full") return sp ? c / t : c;  // the block's input only
+  if (tp == 1) return mode == "none" ? 17 * c + 4 + h : 10 * c + 4 + h;
+  if (!sp) return mode == "none" ? 4 * c + 4 + (13 * c + h) / t : 2 * c + 4 + (8 * c + h) / t;
+  return mode == "none" ? 2 * c + (15 * c + 4 + h) / t : 2 * c + (10 * c + 4 + h) / t;
+}
 
 }  // namespace
 
@@ -112,7 +126,11 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     // sequence-parallel gradients.
     if (tp > 1) {
       const int64_t layers = static_cast<int64_t>(gpt.regions().size()) - (shard.embeddings ? 1 : 0) - (shard.head ? 1 : 0);
-      int64_t per_micro = 4 * layers * all_reduce_bytes(tp, N * C * 4);
+      // Full recomputation runs each recomputed block's two forward collectives again.
+      const std::string& mode = config.train.activation_checkpointing;
+      const int64_t chosen = config.train.checkpoint_layers;
+      const int64_t rerun = mode != "full" ? 0 : (chosen == 0 || chosen > layers ? layers : chosen);
+      int64_t per_micro = (4 * layers + 2 * rerun) * all_reduce_bytes(tp, N * C * 4);
       if (shard.embeddings) per_micro += all_reduce_bytes(tp, N * C * 4);
       if (shard.head)
         per_micro += all_reduce_bytes(tp, N * C * 4) + all_reduce_bytes(tp, N * 4) + all_reduce_bytes(tp, 2 * N * 4);
@@ -141,6 +159,41 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
         }
         r.comm_pp += all_reduce_bytes(2, 4 * n);
       }
+    }
+    // Activations: one micro-batch's saved tensors on this stage, times what the schedule
+    // holds at its peak (a chunk's share each), plus a full recomputation's re-run block.
+    {
+      const std::string& mode = config.train.activation_checkpointing;
+      const int64_t H = config.model.n_head, T = config.model.block_size;
+      const int64_t blocks = static_cast<int64_t>(gpt.regions().size()) - (shard.embeddings ? 1 : 0) - (shard.head ? 1 : 0);
+      const int64_t chosen = config.train.checkpoint_layers;
+      const int64_t recomputed = mode == "none" ? 0 : (chosen == 0 || chosen > blocks ? blocks : chosen);
+      const double per_token = static_cast<double>(recomputed) * block_floats(mode, C, H, tp, sp) +
+                               static_cast<double>(blocks - recomputed) * block_floats("none", C, H, tp, sp);
+      double micro_bytes = 4 * static_cast<double>(N) * per_token;
+      if (shard.embeddings) micro_bytes += 4.0 * static_cast<double>(N) + 4.0 * static_cast<double>(T) / (sp ? tp : 1);
+      double head_bytes = 0;  // ln_f, the head's matmul input, the logits and the loss's row statistics
+      if (shard.head) {
+        const int64_t vocab_rows = wte >= 0 ? params[static_cast<size_t>(wte)].local_shape[0] : config.model.vocab_size;
+        const double ln = (static_cast<double>(C) + 2) / (sp ? tp : 1);
+        head_bytes = 4.0 * static_cast<double>(N) * (ln + static_cast<double>(C) + static_cast<double>(vocab_rows) + 2);
+      }
+      micro_bytes += head_bytes;
+      double held = 1;
+      if (pp > 1) {
+        const parallel::Schedule kind = parallel::parse_schedule(config.parallel.pp_schedule);
+        const parallel::SimResult sim = parallel::simulate(kind, pp, static_cast<int>(m), static_cast<int>(shard.chunks));
+        held = static_cast<double>(sim.peak_held.at(static_cast<size_t>(r.coord.pp))) / static_cast<double>(shard.chunks);
+      }
+      double peak = held * micro_bytes;
+      if (mode == "full" && recomputed > 0) {
+        // During a micro-batch's backward (its head's tensors already released) one block
+        // runs again, its saved tensors beside its kept input.
+        const double rerun =
+            4.0 * static_cast<double>(N) * (block_floats("none", C, H, tp, sp) - block_floats("full", C, H, tp, sp));
+        peak = std::max(peak, (held - 1) * micro_bytes + micro_bytes - head_bytes + rerun);
+      }
+      r.activations_peak = static_cast<int64_t>(peak);
     }
     plan.ranks.push_back(r);
   }

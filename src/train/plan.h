@@ -8,7 +8,13 @@
 // Traffic: each rank's bytes sent per step on each axis, as metrics.jsonl's comm_bytes
 // counts them (docs/metrics.md; a step that neither evaluates nor saves, at `step` for
 // PowerSGD's start).
-// Not yet: activations, communication buffers, the peak, --search.
+// Activations: the bytes autograd keeps for backward (memory.json's activations_peak), per
+// block by recompute mode as Gpt states them (docs/config.md), plus the embeddings' and the
+// head's, times the micro-batches the pipeline schedule holds at once (its simulator's
+// peak), plus full recomputation's one re-run block. Exact at tp = 1; with tensor and
+// sequence parallelism it follows the same accounting of what each op saves, within 10%
+// of the runs (train.plan).
+// Not yet: communication buffers, allocator slack and the peak, --search.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +31,7 @@ struct PlannedRank {
   parallel::Coord coord;
   int64_t params = 0, grads = 0, optim = 0;  // bytes, as memory.json's fields
   int64_t comm_dp = 0, comm_tp = 0, comm_pp = 0;  // bytes sent per step, as comm_bytes'
+  int64_t activations_peak = 0;                    // bytes, as memory.json's
 };
 
 struct Plan {
