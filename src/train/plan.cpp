@@ -40,6 +40,14 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
   const int stage = config.parallel.zero_stage;
   model::GptConfig gc = gpt_config(config, Device::cpu(), DType::f32);
   gc.allocate = false;
+  // The activations each pipeline stage holds at once: the schedule's simulation, once.
+  std::vector<int> peak_held;
+  if (l.pp > 1) {
+    const int v = config.parallel.pp_schedule == "interleaved" ? config.parallel.virtual_stages : 1;
+    const int64_t m = config.train.global_batch_size / (config.train.micro_batch_size * l.dp);
+    peak_held = parallel::simulate(parallel::parse_schedule(config.parallel.pp_schedule), l.pp, static_cast<int>(m), v)
+                    .peak_held;
+  }
   for (int rank = 0; rank < l.world_size(); ++rank) {
     PlannedRank r;
     r.rank = rank;
@@ -180,11 +188,8 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
       }
       micro_bytes += head_bytes;
       double held = 1;
-      if (pp > 1) {
-        const parallel::Schedule kind = parallel::parse_schedule(config.parallel.pp_schedule);
-        const parallel::SimResult sim = parallel::simulate(kind, pp, static_cast<int>(m), static_cast<int>(shard.chunks));
-        held = static_cast<double>(sim.peak_held.at(static_cast<size_t>(r.coord.pp))) / static_cast<double>(shard.chunks);
-      }
+      if (pp > 1)
+        held = static_cast<double>(peak_held.at(static_cast<size_t>(r.coord.pp))) / static_cast<double>(shard.chunks);
       double peak = held * micro_bytes;
       if (mode == "full" && recomputed > 0) {
         // During a micro-batch's backward (its head's tensors already released) one block
