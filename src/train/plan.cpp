@@ -88,6 +88,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
       psgd = all_reduce_bytes(dp, 4 * exact) + all_reduce_bytes(dp, 4 * ps) + all_reduce_bytes(dp, 4 * qs);
     }
     std::vector<int64_t> sp_numels;  // gradients summed over tp after the dp sync
+    int64_t tied_numel = wte >= 0 ? numels[static_cast<size_t>(wte)] : 0;  // summed over the embedding group
     if (stage == 0) {  // every tensor whole; AdamW's two moments per element
       r.params = r.grads = 4 * local;
       r.optim = 8 * local;
@@ -103,6 +104,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     } else {
       const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
       const int64_t total = flat.total_numel();
+      if (wte >= 0) tied_numel = flat.shard_size(flat.bucket_of(wte));  // its own bucket's range
       r.params = 4 * (stage == 3 ? total / l.dp : total);
       r.grads = 4 * (stage == 1 ? total : total / l.dp);
       int64_t mine = 0;  // this dp rank's elements of parameters (padding holds no state)
@@ -159,14 +161,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
         if (vs > 0) r.comm_pp += m * act;
       }
       r.comm_pp += 2 * all_reduce_bytes(pp, 8);
-      if (wte >= 0 && (shard.embeddings != shard.head)) {  // the first and the last stage
-        int64_t n = numels[static_cast<size_t>(wte)];
-        if (stage > 0) {
-          const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
-          n = flat.shard_size(flat.bucket_of(wte));
-        }
-        r.comm_pp += all_reduce_bytes(2, 4 * n);
-      }
+      if (wte >= 0 && shard.embeddings != shard.head) r.comm_pp += all_reduce_bytes(2, 4 * tied_numel);  // first, last
     }
     // Activations: one micro-batch's saved tensors on this stage, times what the schedule
     // holds at its peak (a chunk's share each), plus a full recomputation's re-run block.

@@ -90,7 +90,6 @@ ZeroSync::ZeroSync(const Config& config, parallel::ParallelContext& ctx, model::
       B.params_live = false;
     }
     for (const parallel::FlatSegment& s : L.shard_pieces(bi, rank)) {
-      if (params[static_cast<size_t>(s.param)].grad_summed_over_tp) tp_summed_pieces_.push_back(static_cast<int>(pieces_.size()));
       pieces_.push_back({s.param, bi, s.param_offset, s.numel});
     }
   }
@@ -105,6 +104,9 @@ ZeroSync::ZeroSync(const Config& config, parallel::ParallelContext& ctx, model::
   for (size_t k = 0; k < params.size(); ++k)
     autograd::register_grad_ready_hook(params[k].tensor, [this, k](const Tensor&) { on_grad_ready(static_cast<int>(k)); });
   if (stage_ >= 2) gpt_.set_parameter_hooks(this);
+  const std::vector<optim::ParamRef> refs = param_refs();
+  for (size_t i = 0; i < pieces_.size(); ++i)
+    if (params[static_cast<size_t>(pieces_[i].param)].grad_summed_over_tp) tp_summed_grads_.push_back(refs[i].grad);
   powersgd_ = make_powersgd(config, ctx, gpt);
   powersgd_start_ = config.parallel.powersgd.start_step;
   TN_CHECK(!powersgd_ || stage_ == 1, "zero", "parallel.powersgd needs parallel.zero_stage 0 or 1, got ", stage_);
@@ -327,11 +329,8 @@ void ZeroSync::finish() {
 }
 
 void ZeroSync::sum_over_tp_and_tied() {
-  const auto refs = param_refs();
-  std::vector<Tensor> partial;
-  for (const int i : tp_summed_pieces_) partial.push_back(refs[static_cast<size_t>(i)].grad);
   const auto t0 = std::chrono::steady_clock::now();
-  sum_over_tp(*ctx_.tp, partial);
+  sum_over_tp(*ctx_.tp, tp_summed_grads_);
   if (tied_bucket_ >= 0)
     ctx_.embedding->all_reduce(buckets_[static_cast<size_t>(tied_bucket_)].shard_grad, parallel::ReduceOp::kSum);
   wait_ms_ += ms_since(t0);

@@ -122,7 +122,7 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
   std::vector<Bucket> buckets_;
   std::vector<std::vector<int>> region_buckets_;
   std::vector<Piece> pieces_;
-  std::vector<int> tp_summed_pieces_;  // pieces of parameters whose gradients are summed over tp
+  std::vector<Tensor> tp_summed_grads_;  // shard gradient pieces summed over tp (views)
   int tied_bucket_ = -1;               // the tied embedding's bucket when the embedding group spans stages
   bool compressing() const { return powersgd_ && step_ >= powersgd_start_; }
   std::unique_ptr<parallel::PowerSgd> powersgd_;
