@@ -168,6 +168,7 @@ void ZeroSync::zero_grads() {
 
 void ZeroSync::begin_backward(bool last) {
   last_ = last;
+  launched_in_backward_ = 0;
   for (Bucket& B : buckets_) {
     B.pending = B.params;
     if (stage_ >= 2 || last) B.launched = false;
@@ -180,7 +181,13 @@ void ZeroSync::on_grad_ready(int param) {
   Bucket& B = buckets_[static_cast<size_t>(b)];
   TN_CHECK(B.pending > 0, "zero", "parameter ", gpt_.parameters()[static_cast<size_t>(param)].name,
            " became ready twice in one backward (call begin_backward before each)");
-  if (--B.pending == 0 && !B.launched) launch(b);
+  if (--B.pending == 0 && !B.launched) {
+    launch(b);
+    // The backward's last bucket: its reduce-scatters finish before the next micro-batch's
+    // forward, whose activations then never share memory with this one's full gradients.
+    if (stage_ >= 2 && ++launched_in_backward_ == static_cast<int>(buckets_.size()))
+      while (!in_flight_.empty()) complete(in_flight_.front());
+  }
   poll();
 }
 
@@ -188,6 +195,10 @@ void ZeroSync::launch(int b) {
   Bucket& B = buckets_[static_cast<size_t>(b)];
   TN_CHECK(B.grads_live, "zero", "bucket ", b, " has no gradient buffer to reduce");
   B.launched = true;
+  // Stages 2 and 3: at most kMaxInFlight reduce-scatters at once, so a backward holds the
+  // full gradients of a few buckets, never the whole gradient (DeepSpeed's reduce buckets).
+  if (stage_ >= 2)
+    while (static_cast<int>(in_flight_.size()) >= kMaxInFlight) complete(in_flight_.front());
   Tensor& full = buffers_->grads(b);
   B.received = Tensor::empty({B.shard_size}, full.dtype(), full.device());
   B.reduce = ctx_.dp->reduce_scatter_async(full, B.received, parallel::ReduceOp::kAvg);

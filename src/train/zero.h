@@ -15,7 +15,9 @@
 //   stage 2: as 1, but every micro-batch's backward reduce-scatters each bucket as it
 //            completes and adds the result into a shard-sized gradient; a bucket's full
 //            gradient buffer exists only from its region's backward until its
-//            reduce-scatter has finished.
+//            reduce-scatter has finished. At most two reduce-scatters are in flight (a
+//            third bucket's launch waits for the oldest), and a backward's are finished
+//            when its last bucket is launched, so full gradients never exceed a few buckets.
 //   stage 3: as 2, and parameters exist only as the f32 master shard; a region's buckets
 //            are all-gathered right before its forward (and again before its backward, or
 //            its recomputation) and released after it, the next region's gather started
@@ -133,6 +135,8 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
   bool pinned_ = false;                // gather_all() was called
   int next_launch_ = 0;
   std::vector<int> in_flight_;         // launched, not yet consumed, in launch order
+  static constexpr int kMaxInFlight = 2;  // stages 2, 3: reduce-scatters in flight at once
+  int launched_in_backward_ = 0;       // stages 2, 3: buckets launched in this backward
   double wait_ms_ = 0;
 };
 
