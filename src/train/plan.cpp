@@ -1,7 +1,9 @@
 #include "train/plan.h"
 
 #include <algorithm>
+#include <set>
 
+#include "core/allocator.h"
 #include "model/gpt.h"
 #include "parallel/flat_layout.h"
 #include "parallel/pipeline_schedule.h"
@@ -53,6 +55,12 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     r.rank = rank;
     r.coord = parallel::coord_of(l, rank);
     const model::Gpt gpt(gc, shard_of(config, l, r.coord));
+    // The blocks live at the step's peak, as the allocator sees them (peak below).
+    std::vector<int64_t> live;
+    int64_t buffers = 0;
+    const auto hold = [&live](int64_t bytes) {
+      if (bytes > 0) live.push_back(bytes);
+    };
     std::vector<int64_t> numels;
     int64_t local = 0;
     for (const model::Parameter& p : gpt.parameters()) {
@@ -163,6 +171,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
       r.comm_pp += 2 * all_reduce_bytes(pp, 8);
       if (wte >= 0 && shard.embeddings != shard.head) r.comm_pp += all_reduce_bytes(2, 4 * tied_numel);  // first, last
     }
+    double head_bytes = 0;  // the head's activations per micro-batch
     // Activations: one micro-batch's saved tensors on this stage, times what the schedule
     // holds at its peak (a chunk's share each), plus a full recomputation's re-run block.
     {
@@ -175,7 +184,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
                                static_cast<double>(blocks - recomputed) * block_floats("none", C, H, tp, sp);
       double micro_bytes = 4 * static_cast<double>(N) * per_token;
       if (shard.embeddings) micro_bytes += 4.0 * static_cast<double>(N) + 4.0 * static_cast<double>(T) / (sp ? tp : 1);
-      double head_bytes = 0;  // ln_f, the head's matmul input, the logits and the loss's row statistics
+      head_bytes = 0;  // ln_f, the head's matmul input, the logits and the loss's row statistics
       if (shard.head) {
         const int64_t vocab_rows = wte >= 0 ? params[static_cast<size_t>(wte)].local_shape[0] : config.model.vocab_size;
         const double ln = (static_cast<double>(C) + 2) / (sp ? tp : 1);
@@ -194,6 +203,114 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
         peak = std::max(peak, (held - 1) * micro_bytes + micro_bytes - head_bytes + rerun);
       }
       r.activations_peak = static_cast<int64_t>(peak);
+    }
+    // The peak, as the caching allocator counts it (each block rounded up to its size class,
+    // core/allocator.h): the model states and the sync's lasting buffers, plus the larger of
+    // two moments of the last micro-batch's backward, with every activation still held:
+    // its first op (the loss's logits gradient, the head's input and weight gradients) and
+    // the start of the stage's last block (the head's activations gone, its weight gradient
+    // made; the block's MLP projection's gradients). ZeRO-2/3 hold there the full gradient
+    // buckets of the regions in backward (two reduce-scatters in flight at most), ZeRO-3
+    // their gathered parameters and the next region's prefetch.
+    {
+      const int64_t vocab_rows = wte >= 0 ? params[static_cast<size_t>(wte)].local_shape[0] : config.model.vocab_size;
+      const bool accumulated = m > 1;  // earlier micro-batches' gradients are held
+      const auto rounded = [](const std::vector<int64_t>& blocks, int64_t& exact) {
+        int64_t sum = 0;
+        for (const int64_t b : blocks) {
+          exact += b;
+          sum += static_cast<int64_t>(CachingAllocator::round_size(static_cast<size_t>(b)));
+        }
+        return sum;
+      };
+      std::vector<int64_t> first, block;  // the two moments' extra blocks
+      const auto& regions = gpt.regions();
+      const int last_region = static_cast<int>(regions.size()) - 1;
+      const int last_block = shard.head ? last_region - 1 : last_region;
+      if (stage == 0) {
+        for (const int64_t n : numels) {
+          hold(4 * n);                      // the parameter
+          hold(4 * n), hold(4 * n);         // AdamW's moments
+          if (accumulated) hold(4 * n);     // its gradient
+        }
+        if (dp > 1) {  // the reducer's bucket buffers (gradients and one flag per parameter)
+          const parallel::FlatLayout buckets(numels, zero_bucket_elements(config), 1);
+          for (const parallel::FlatBucket& b : buckets.buckets()) {
+            hold(4 * (b.used + static_cast<int64_t>(b.params.size())));
+            buffers += 4 * (b.used + static_cast<int64_t>(b.params.size()));
+          }
+        }
+      } else {
+        const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
+        const auto& bks = flat.buckets();
+        for (int b = 0; b < static_cast<int>(bks.size()); ++b) {
+          const int64_t n = bks[static_cast<size_t>(b)].numel, sh = flat.shard_size(b);
+          hold(4 * (stage == 3 ? sh : n));     // parameters: flat, or the master shard
+          hold(4 * (stage == 1 ? n : sh));     // gradients: flat, or the shard's
+          for (const parallel::FlatSegment& piece : flat.shard_pieces(b, r.coord.dp)) hold(4 * piece.numel), hold(4 * piece.numel);
+        }
+        if (stage >= 2) {
+          const auto buckets_of = [&](int region) {
+            std::set<int> out;
+            if (region >= 0 && region <= last_region)
+              for (const int i : regions[static_cast<size_t>(region)]) out.insert(flat.bucket_of(i));
+            return out;
+          };
+          const auto full = [&](int b) { return 4 * bks[static_cast<size_t>(b)].numel; };
+          const bool prefetching = config.parallel.zero_prefetch;
+          // At the first op: the first region's full gradients (and at stage 3 its
+          // parameters and the next region's).
+          for (const int b : buckets_of(last_region)) {
+            first.push_back(full(b));
+            if (stage == 3) first.push_back(full(b)), buffers += full(b);
+          }
+          if (stage == 3 && prefetching && last_region > 0)
+            for (const int b : buckets_of(last_region - 1)) first.push_back(full(b)), buffers += full(b);
+          // At the last block's start, after the head's backward: the head's buckets in
+          // flight (their full gradients and received ranges), the block's gradients and
+          // parameters, the previous region prefetched.
+          if (last_block >= 0) {
+            if (shard.head)
+              for (const int b : buckets_of(last_region)) block.push_back(full(b)), block.push_back(4 * flat.shard_size(b));
+            for (const int b : buckets_of(last_block)) {
+              block.push_back(full(b));
+              if (stage == 3) block.push_back(full(b));
+            }
+            if (stage == 3 && prefetching)
+              for (const int b : buckets_of(last_block - 1)) block.push_back(full(b));
+          }
+        }
+      }
+      if (config.parallel.powersgd.rank > 0 && dp > 1) {  // P, Q and the error buffers
+        const parallel::PowerSgdOptions o = powersgd_options(config);
+        int64_t ps = 0, qs = 0;
+        for (const model::Parameter& p : params) {
+          const int rr = parallel::PowerSgd::matrix_rank(p.local_shape, o);
+          if (!rr) continue;
+          const int64_t n = shape_numel(p.local_shape), rows = p.local_shape[0];
+          ps += rr * rows;
+          qs += rr * (n / rows);
+          if (o.error_feedback) hold(4 * n), buffers += 4 * n;
+        }
+        hold(4 * ps), hold(4 * qs);
+        buffers += 4 * (ps + qs);
+      }
+      if (shard.head) {
+        first.push_back(r.activations_peak);
+        first.push_back(4 * N * vocab_rows), first.push_back(4 * N * C), first.push_back(4 * vocab_rows * C);
+        block.push_back(r.activations_peak - static_cast<int64_t>(head_bytes));
+        if (!accumulated) block.push_back(4 * vocab_rows * C);  // the head's weight gradient
+      } else {
+        block.push_back(r.activations_peak);
+      }
+      block.push_back(4 * N * 4 * C / tp), block.push_back(4 * 4 * C * C / tp), block.push_back(4 * C);
+      int64_t exact = 0, exact_first = 0, exact_block = 0;
+      const int64_t lasting = rounded(live, exact);
+      const int64_t at_first = rounded(first, exact_first), at_block = rounded(block, exact_block);
+      const bool first_wins = at_first >= at_block;
+      r.buffers = buffers;
+      r.peak = lasting + (first_wins ? at_first : at_block);
+      r.slack = r.peak - exact - (first_wins ? exact_first : exact_block);
     }
     plan.ranks.push_back(r);
   }

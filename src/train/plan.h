@@ -32,6 +32,9 @@ struct PlannedRank {
   int64_t params = 0, grads = 0, optim = 0;  // bytes, as memory.json's fields
   int64_t comm_dp = 0, comm_tp = 0, comm_pp = 0;  // bytes sent per step, as comm_bytes'
   int64_t activations_peak = 0;                    // bytes, as memory.json's
+  int64_t buffers = 0;  // the gradient sync's buffers at the peak (reducer, ZeRO gathers, PowerSGD)
+  int64_t slack = 0;    // the allocator's rounding of the blocks live at the peak
+  int64_t peak = 0;     // bytes allocated at the step's peak, as memory.json's
 };
 
 struct Plan {

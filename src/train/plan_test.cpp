@@ -2,7 +2,7 @@
 // parallelism, GPipe, 1F1B and interleaved, each ZeRO stage, PowerSGD, each recompute mode;
 // two micro-batches or more per rank) every rank's memory.json params, grads and optim and its
 // comm_bytes on dp, tp and pp equal plan_model_states' to the byte, and its activations_peak
-// is within 10%. Also: a plan for
+// and peak are within 10%. Also: a plan for
 // GPT-3 175B on 1024 ranks ((t, p, d) = (8, 16, 8), Megatron-LM's layout) answers without
 // allocating, a middle stage's bytes equal the closed form, and a layout that does not fit
 // is refused naming the key.
@@ -89,7 +89,11 @@ TEST(Plan, ModelStatesEqualTheRunsMemoryJson) {
     EXPECT_EQ(got.pp, want.comm_pp) << "rank " << rt.rank();
     const double a = static_cast<double>(run.memory.activations_peak), p = static_cast<double>(want.activations_peak);
     EXPECT_NEAR(p, a, 0.10 * a) << "activations, rank " << rt.rank();
-    if (rt.rank() == 0) std::printf("  %-28s activations %10.0f planned %10.0f (%+.1f%%)\n", k.name, a, p, 100 * (p / a - 1));
+    const double peak = static_cast<double>(run.memory.peak), planned = static_cast<double>(want.peak);
+    EXPECT_NEAR(planned, peak, 0.10 * peak) << "peak, rank " << rt.rank();
+    if (rt.rank() == 0)
+      std::printf("  %-28s activations %8.0f planned %8.0f (%+.1f%%)  peak %8.0f planned %8.0f (%+.1f%%)\n", k.name, a,
+                  p, 100 * (p / a - 1), peak, planned, 100 * (planned / peak - 1));
   }
 }
 
