@@ -60,11 +60,16 @@ const char* const kPlotUsage =
     "writing it) is skipped with a warning.\n";
 
 const char* const kPlanUsage =
-    "usage: ternion plan --config FILE --world N [--set key=value]... [--json]\n"
-    "Per rank of the config's layout at N ranks: bytes of parameters, gradients, AdamW state and\n"
-    "activations (memory.json's params, grads, optim, activations_peak) and bytes sent per step on\n"
-    "dp, tp and pp (metrics.jsonl's comm_bytes), computed without allocating or starting anything.\n"
-    "--json prints them with memory.json's field names. The total peak is not predicted yet.\n";
+    "usage: ternion plan --config FILE --world N [--device-memory SIZE] [--search [--top K]]\n"
+    "                    [--set key=value]... [--json] [--device-tflops F] [--efficiency E]\n"
+    "                    [--intra-node-gbps B] [--inter-node-gbps B] [--gpus-per-node G]\n"
+    "Per rank of the config's layout at N ranks: bytes of parameters, gradients, AdamW state,\n"
+    "activations, the gradient sync's buffers, the allocator's slack and the peak (memory.json's\n"
+    "fields), bytes sent per step on dp, tp and pp (metrics.jsonl's comm_bytes) and an estimated\n"
+    "step time, computed without allocating or starting anything. --device-memory (80GiB, 80GB)\n"
+    "says whether the largest peak fits; --search ranks every layout of N ranks that fits it\n"
+    "(dp x tp x pp, ZeRO stage, recompute mode, schedule, micro-batch size) by estimated step\n"
+    "time, the assumptions printed (docs/planning.md). --json prints memory.json's field names.\n";
 
 const char* const kVersionUsage =
     "usage: ternion version   (or ternion --version)\n"

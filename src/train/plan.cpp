@@ -21,20 +21,26 @@ namespace {
 int64_t all_reduce_bytes(int n, int64_t s) { return n > 1 ? 2 * (n - 1) * s / n : 0; }
 int64_t gather_bytes(int n, int64_t s) { return n > 1 ? (n - 1) * s / n : 0; }  // all-gather, reduce-scatter
 
-// Floats one block keeps per token of its micro-batch (what its ops save, model/gpt.h), by
-// recompute mode; tp splits the heads and the MLP, sequence parallelism the LayerNorm
-// regions (the column-parallel inputs are gathered whole).
-double block_floats(const std::string& mode, int64_t C, int64_t H, int tp, bool sp) {
+// What one block keeps per token of its micro-batch (what its ops save, model/gpt.h), by
+// recompute mode, in elements of the compute dtype (`bulk`) and f32 statistics (`stats`:
+// LayerNorm's mean and rstd, attention's log-sum-exp per head); tp splits the heads and the
+// MLP, sequence parallelism the LayerNorm regions (the column-parallel inputs are gathered).
+struct PerToken {
+  double bulk = 0, stats = 0;
+  double bytes(double elem) const { return elem * bulk + 4 * stats; }
+};
+PerToken block_per_token(const std::string& mode, int64_t C, int64_t H, int tp, bool sp) {
   const double t = tp, c = static_cast<double>(C), h = static_cast<double>(H);
-  if (mode == "full") return sp ? c / t : c;  // the block's input only
-  if (tp == 1) return mode == "none" ? 17 * c + 4 + h : 10 * c + 4 + h;
-  if (!sp) return mode == "none" ? 4 * c + 4 + (13 * c + h) / t : 2 * c + 4 + (8 * c + h) / t;
-  return mode == "none" ? 2 * c + (15 * c + 4 + h) / t : 2 * c + (10 * c + 4 + h) / t;
+  if (mode == "full") return {sp ? c / t : c, 0};  // the block's input only
+  const bool none = mode == "none";
+  if (tp == 1) return {none ? 17 * c : 10 * c, 4 + h};
+  if (!sp) return {none ? 4 * c + 13 * c / t : 2 * c + 8 * c / t, 4 + h / t};
+  return {none ? 2 * c + 15 * c / t : 2 * c + 10 * c / t, (4 + h) / t};
 }
 
 }  // namespace
 
-Plan plan_model_states(const Config& config, int world_size, int64_t step) {
+Plan plan_model_states(const Config& config, int world_size, int64_t step, bool every_rank) {
   validate(config);
   Plan plan;
   plan.layout = resolve_layout(config, world_size);
@@ -54,6 +60,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     PlannedRank r;
     r.rank = rank;
     r.coord = parallel::coord_of(l, rank);
+    if (!every_rank && (r.coord.dp != 0 || r.coord.tp != 0)) continue;
     const model::Gpt gpt(gc, shard_of(config, l, r.coord));
     // The blocks live at the step's peak, as the allocator sees them (peak below).
     std::vector<int64_t> live;
@@ -73,6 +80,10 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     const int64_t m = config.train.global_batch_size / (config.train.micro_batch_size * dp);
     const int64_t N = config.train.micro_batch_size * config.model.block_size, C = config.model.n_embd;
     const bool sp = shard.sequence_parallel;
+    // Activations and their traffic are in the compute dtype: 2 bytes under bf16 and fp16
+    // (CUDA only; not yet measured), 4 under fp32 (measured, train.plan).
+    const int64_t elem_bytes = config.precision == "fp32" ? 4 : 2;
+    const double elem = static_cast<double>(elem_bytes);
     int wte = -1;
     for (size_t i = 0; i < params.size(); ++i)
       if (params[i].name == "transformer.wte.weight") wte = static_cast<int>(i);
@@ -148,10 +159,10 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
       const std::string& mode = config.train.activation_checkpointing;
       const int64_t chosen = config.train.checkpoint_layers;
       const int64_t rerun = mode != "full" ? 0 : (chosen == 0 || chosen > layers ? layers : chosen);
-      int64_t per_micro = (4 * layers + 2 * rerun) * all_reduce_bytes(tp, N * C * 4);
-      if (shard.embeddings) per_micro += all_reduce_bytes(tp, N * C * 4);
+      int64_t per_micro = (4 * layers + 2 * rerun) * all_reduce_bytes(tp, N * C * elem_bytes);
+      if (shard.embeddings) per_micro += all_reduce_bytes(tp, N * C * elem_bytes);
       if (shard.head)
-        per_micro += all_reduce_bytes(tp, N * C * 4) + all_reduce_bytes(tp, N * 4) + all_reduce_bytes(tp, 2 * N * 4);
+        per_micro += all_reduce_bytes(tp, N * C * elem_bytes) + all_reduce_bytes(tp, N * 4) + all_reduce_bytes(tp, 2 * N * 4);
       r.comm_tp = m * per_micro + all_reduce_bytes(tp, 8);
       int64_t sp_elems = 0;
       for (const int64_t n : sp_numels) sp_elems += n;
@@ -161,7 +172,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     // virtual stage but the last sends forward, every one but the first backward); the loss
     // and the norm over the stages; the tied embedding's gradient over the embedding group.
     if (pp > 1) {
-      const int64_t act = N * C * 4 / (sp ? tp : 1);
+      const int64_t act = N * C * elem_bytes / (sp ? tp : 1);
       const int64_t v = shard.chunks, virtual_stages = pp * v;
       for (int64_t c = 0; c < v; ++c) {
         const int64_t vs = c * pp + r.coord.pp;
@@ -180,15 +191,32 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
       const int64_t blocks = static_cast<int64_t>(gpt.regions().size()) - (shard.embeddings ? 1 : 0) - (shard.head ? 1 : 0);
       const int64_t chosen = config.train.checkpoint_layers;
       const int64_t recomputed = mode == "none" ? 0 : (chosen == 0 || chosen > blocks ? blocks : chosen);
-      const double per_token = static_cast<double>(recomputed) * block_floats(mode, C, H, tp, sp) +
-                               static_cast<double>(blocks - recomputed) * block_floats("none", C, H, tp, sp);
-      double micro_bytes = 4 * static_cast<double>(N) * per_token;
+      const double per_token = static_cast<double>(recomputed) * block_per_token(mode, C, H, tp, sp).bytes(elem) +
+                               static_cast<double>(blocks - recomputed) * block_per_token("none", C, H, tp, sp).bytes(elem);
+      double micro_bytes = static_cast<double>(N) * per_token;
       if (shard.embeddings) micro_bytes += 4.0 * static_cast<double>(N) + 4.0 * static_cast<double>(T) / (sp ? tp : 1);
+      // Under bf16/fp16 every op reads a 16-bit cast of its weights; matmuls and LayerNorms
+      // keep theirs for backward (the embeddings' lookups keep only the indices, a bias's add
+      // nothing): per micro-batch, those of each region not recomputed.
+      if (elem < 4) {
+        const auto& regions = gpt.regions();
+        for (size_t g = 0; g < regions.size(); ++g) {
+          if (shard.embeddings && g == 0) continue;
+          const bool is_block = !(shard.head && g + 1 == regions.size());
+          const int64_t block_index = static_cast<int64_t>(g) - (shard.embeddings ? 1 : 0);
+          if (is_block && mode == "full" && block_index < recomputed) continue;
+          for (const int i : regions[g]) {
+            const model::Parameter& p = params[static_cast<size_t>(i)];
+            const bool weight = p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".weight") == 0;
+            if (weight) micro_bytes += elem * static_cast<double>(numels[static_cast<size_t>(i)]);
+          }
+        }
+      }
       head_bytes = 0;  // ln_f, the head's matmul input, the logits and the loss's row statistics
       if (shard.head) {
         const int64_t vocab_rows = wte >= 0 ? params[static_cast<size_t>(wte)].local_shape[0] : config.model.vocab_size;
         const double ln = (static_cast<double>(C) + 2) / (sp ? tp : 1);
-        head_bytes = 4.0 * static_cast<double>(N) * (ln + static_cast<double>(C) + static_cast<double>(vocab_rows) + 2);
+        head_bytes = static_cast<double>(N) * (elem * (ln + static_cast<double>(C)) + 4.0 * (static_cast<double>(vocab_rows) + 2));
       }
       micro_bytes += head_bytes;
       double held = 1;
@@ -198,8 +226,8 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
       if (mode == "full" && recomputed > 0) {
         // During a micro-batch's backward (its head's tensors already released) one block
         // runs again, its saved tensors beside its kept input.
-        const double rerun =
-            4.0 * static_cast<double>(N) * (block_floats("none", C, H, tp, sp) - block_floats("full", C, H, tp, sp));
+        const double rerun = static_cast<double>(N) * (block_per_token("none", C, H, tp, sp).bytes(elem) -
+                                                       block_per_token("full", C, H, tp, sp).bytes(elem));
         peak = std::max(peak, (held - 1) * micro_bytes + micro_bytes - head_bytes + rerun);
       }
       r.activations_peak = static_cast<int64_t>(peak);
@@ -315,6 +343,13 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step) {
     plan.ranks.push_back(r);
   }
   return plan;
+}
+
+double model_flops_per_token(const Config& config) {
+  model::GptConfig gc = gpt_config(config, Device::cpu(), DType::f32);
+  gc.allocate = false;
+  const parallel::Layout one;
+  return model::Gpt(gc, shard_of(config, one, parallel::coord_of(one, 0))).flops_per_token();
 }
 
 }  // namespace ternion::train

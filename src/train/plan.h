@@ -14,7 +14,10 @@
 // peak), plus full recomputation's one re-run block. Exact at tp = 1; with tensor and
 // sequence parallelism it follows the same accounting of what each op saves, within 10%
 // of the runs (train.plan).
-// Not yet: communication buffers, allocator slack and the peak, --search.
+// Peak: the model states and the sync's buffers plus the larger of two moments of the last
+// micro-batch's backward, every block rounded to the caching allocator's size class (the
+// slack); within 10% of the runs (train.plan). The step time of a layout and the search over
+// layouts: train/plan_search.h.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +46,11 @@ struct Plan {
 };
 
 // Throws naming the key (as a run would) when the config does not fit world_size ranks.
-Plan plan_model_states(const Config& config, int world_size, int64_t step = 0);
+// every_rank = false plans one rank per pipeline stage (dp and tp coordinates 0: the ranks
+// that hold the most, ZeRO's padding being at the end of each bucket), for searches.
+Plan plan_model_states(const Config& config, int world_size, int64_t step = 0, bool every_rank = true);
+
+// The model's FLOPs per token for forward and backward (model::Gpt::flops_per_token).
+double model_flops_per_token(const Config& config);
 
 }  // namespace ternion::train
