@@ -1,6 +1,8 @@
 #include "train/plan.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "core/allocator.h"
@@ -56,24 +58,38 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
     peak_held = parallel::simulate(parallel::parse_schedule(config.parallel.pp_schedule), l.pp, static_cast<int>(m), v)
                     .peak_held;
   }
+  struct Described {
+    std::unique_ptr<model::Gpt> gpt;
+    std::vector<int64_t> numels;                 // each parameter's local elements
+    std::unique_ptr<parallel::FlatLayout> flat;  // ZeRO's buckets, or the reducer's at stage 0
+  };
+  std::map<std::pair<int, int>, Described> described;  // by (tp, pp)
   for (int rank = 0; rank < l.world_size(); ++rank) {
     PlannedRank r;
     r.rank = rank;
     r.coord = parallel::coord_of(l, rank);
     if (!every_rank && (r.coord.dp != 0 || r.coord.tp != 0)) continue;
-    const model::Gpt gpt(gc, shard_of(config, l, r.coord));
+    // Ranks that differ only in their dp coordinate hold the same shard: described once.
+    Described& d = described[{r.coord.tp, r.coord.pp}];
+    if (!d.gpt) {
+      d.gpt = std::make_unique<model::Gpt>(gc, shard_of(config, l, r.coord));
+      for (const model::Parameter& p : d.gpt->parameters()) d.numels.push_back(shape_numel(p.local_shape));
+      if (stage == 0)
+        d.flat = std::make_unique<parallel::FlatLayout>(d.numels, zero_bucket_elements(config), 1);  // the reducer's
+      else
+        d.flat = std::make_unique<parallel::FlatLayout>(d.numels, zero_bucket_elements(config), l.dp,
+                                                        zero_bucket_groups(*d.gpt));
+    }
+    const model::Gpt& gpt = *d.gpt;
     // The blocks live at the step's peak, as the allocator sees them (peak below).
     std::vector<int64_t> live;
     int64_t buffers = 0;
     const auto hold = [&live](int64_t bytes) {
       if (bytes > 0) live.push_back(bytes);
     };
-    std::vector<int64_t> numels;
+    const std::vector<int64_t>& numels = d.numels;
     int64_t local = 0;
-    for (const model::Parameter& p : gpt.parameters()) {
-      numels.push_back(shape_numel(p.local_shape));
-      local += numels.back();
-    }
+    for (const int64_t n : numels) local += n;
     const model::GptShard& shard = gpt.shard();
     const auto& params = gpt.parameters();
     const int dp = l.dp, tp = l.tp, pp = l.pp;
@@ -114,14 +130,14 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
       if (compressing) {
         r.comm_dp += psgd;
       } else {  // the reducer's buckets (the same as a flat layout's over one rank) and their flags
-        const parallel::FlatLayout buckets(numels, zero_bucket_elements(config), 1);
+        const parallel::FlatLayout& buckets = *d.flat;
         for (const parallel::FlatBucket& b : buckets.buckets())
           r.comm_dp += all_reduce_bytes(dp, 4 * (b.used + static_cast<int64_t>(b.params.size())));
       }
       for (size_t i = 0; i < params.size(); ++i)
         if (params[i].grad_summed_over_tp) sp_numels.push_back(numels[i]);
     } else {
-      const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
+      const parallel::FlatLayout& flat = *d.flat;
       const int64_t total = flat.total_numel();
       if (wte >= 0) tied_numel = flat.shard_size(flat.bucket_of(wte));  // its own bucket's range
       r.params = 4 * (stage == 3 ? total / l.dp : total);
@@ -262,14 +278,14 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
           if (accumulated) hold(4 * n);     // its gradient
         }
         if (dp > 1) {  // the reducer's bucket buffers (gradients and one flag per parameter)
-          const parallel::FlatLayout buckets(numels, zero_bucket_elements(config), 1);
+          const parallel::FlatLayout& buckets = *d.flat;
           for (const parallel::FlatBucket& b : buckets.buckets()) {
             hold(4 * (b.used + static_cast<int64_t>(b.params.size())));
             buffers += 4 * (b.used + static_cast<int64_t>(b.params.size()));
           }
         }
       } else {
-        const parallel::FlatLayout flat(numels, zero_bucket_elements(config), l.dp, zero_bucket_groups(gpt));
+        const parallel::FlatLayout& flat = *d.flat;
         const auto& bks = flat.buckets();
         for (int b = 0; b < static_cast<int>(bks.size()); ++b) {
           const int64_t n = bks[static_cast<size_t>(b)].numel, sh = flat.shard_size(b);

@@ -116,7 +116,7 @@ TEST(Plan, Gpt3On1024RanksWithoutAllocating) {
   const Plan plan = plan_model_states(c, 1024);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(allocator_for(Device::cpu()).stats().allocated, before) << "nothing allocated";
-  EXPECT_LT(secs, 5.0);
+  EXPECT_LT(secs, 1.0);  // any config at any world size answers in under a second
   ASSERT_EQ(plan.ranks.size(), 1024u);
   EXPECT_EQ(plan.layout.dp, 8);
   const int64_t C = 12288;
