@@ -394,7 +394,7 @@ const std::vector<Key>& keys() {
                     "values instead of n·m. 0 = off. At GPT-2 small's shapes rank 1 sends 1/387 of the gradient's bytes, rank 4 "
                     "1/135, rank 8 1/72 (docs/performance.md); higher ranks track the uncompressed loss more "
                     "closely: start at 4. At r >= min(n, "
-                    "m) the product is exact. Needs parallel.zero_stage 0 or 1.",
+                    "m) the product is exact. With ZeRO-2/3 the step's gradient is held whole while compressing (docs/launching.md).",
                     non_negative()),
       TN_PSGD_KEY(start_step,
                         "Steps (counted from 0) trained with the plain all-reduce before compression starts, as "

@@ -155,9 +155,10 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
         const int64_t n = flat.buckets()[static_cast<size_t>(b)].numel;
         const int64_t rs = gather_bytes(dp, 4 * n), ag = gather_bytes(dp, 4 * n);
         if (stage == 1) r.comm_dp += (compressing ? 0 : rs) + ag;
-        if (stage == 2) r.comm_dp += m * rs + ag;
+        // A compressed step sends no reduce-scatter: PowerSGD averages the full gradient.
+        if (stage == 2) r.comm_dp += (compressing ? 0 : m * rs) + ag;
         if (stage == 3) {
-          r.comm_dp += m * (2 * gather_bytes(dp, gather * n) + rs);
+          r.comm_dp += m * 2 * gather_bytes(dp, gather * n) + (compressing ? 0 : m * rs);
           // The embeddings and the head are two regions: one stage holding both gathers wte twice.
           if (wte >= 0 && shard.embeddings && shard.head && flat.bucket_of(wte) == b)
             r.comm_dp += m * gather_bytes(dp, gather * n);
@@ -293,6 +294,9 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
           hold(4 * (stage == 1 ? n : sh));     // gradients: flat, or the shard's
           for (const parallel::FlatSegment& piece : flat.shard_pieces(b, r.coord.dp)) hold(4 * piece.numel), hold(4 * piece.numel);
         }
+        // A compressed step holds every full gradient bucket through its micro-batches.
+        if (stage >= 2 && compressing)
+          for (const parallel::FlatBucket& b : bks) hold(4 * b.numel);
         if (stage >= 2) {
           const auto buckets_of = [&](int region) {
             std::set<int> out;
@@ -305,7 +309,7 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
           // At the first op: the first region's full gradients (and at stage 3 its
           // parameters and the next region's).
           for (const int b : buckets_of(last_region)) {
-            first.push_back(full(b));
+            if (!compressing) first.push_back(full(b));
             if (stage == 3) first.push_back(full(b)), buffers += full(b);
           }
           if (stage == 3 && prefetching && last_region > 0)
@@ -314,10 +318,10 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
           // flight (their full gradients and received ranges), the block's gradients and
           // parameters, the previous region prefetched.
           if (last_block >= 0) {
-            if (shard.head)
+            if (shard.head && !compressing)
               for (const int b : buckets_of(last_region)) block.push_back(full(b)), block.push_back(4 * flat.shard_size(b));
             for (const int b : buckets_of(last_block)) {
-              block.push_back(full(b));
+              if (!compressing) block.push_back(full(b));
               if (stage == 3) block.push_back(full(b));
             }
             if (stage == 3 && prefetching)

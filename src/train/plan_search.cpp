@@ -109,7 +109,6 @@ SearchResult search_layouts(const Config& config, int world_size, int64_t device
               c.parallel.virtual_stages = sched.v;
               c.train.micro_batch_size = static_cast<int>(mbs);
               c.train.activation_checkpointing = recompute;
-              if (zero >= 2) c.parallel.powersgd.rank = 0;  // PowerSGD composes with stages 0 and 1 only
               Plan plan;
               try {
                 plan = plan_model_states(c, world_size, step, /*every_rank=*/false);

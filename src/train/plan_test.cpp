@@ -1,5 +1,6 @@
-// The planner against real runs, under mpirun -np 4: for 17 layouts (dp, tp, pp, sequence
-// parallelism, GPipe, 1F1B and interleaved, each ZeRO stage, PowerSGD, each recompute mode;
+// The planner against real runs, under mpirun -np 4: for 19 layouts (dp, tp, pp, sequence
+// parallelism, GPipe, 1F1B and interleaved, each ZeRO stage, PowerSGD alone and with ZeRO-2
+// and 3, each recompute mode;
 // two micro-batches or more per rank) every rank's memory.json params, grads and optim and its
 // comm_bytes on dp, tp and pp equal plan_model_states' to the byte, and its activations_peak
 // and peak are within 10%. Also: a plan for
@@ -46,7 +47,8 @@ TEST(Plan, ModelStatesEqualTheRunsMemoryJson) {
       {"dp2_pp2", 2, 1, 2, 0},      {"pp4", 1, 1, 4, 0},             {"tp2_pp2", 1, 2, 2, 0},
       {"dp2_pp2_zero3", 2, 1, 2, 3}, {"dp2_tp2_zero3", 2, 2, 1, 3, true},
       {"dp2_pp2_interleaved_zero1", 2, 1, 2, 1, false, "interleaved", 2},
-      {"dp2_tp2_powersgd", 2, 2, 1, 0},
+      {"dp2_tp2_powersgd", 2, 2, 1, 0},      {"dp4_zero2_powersgd", 4, 1, 1, 2},
+      {"dp2_pp2_zero3_powersgd", 2, 1, 2, 3},
       {"dp4_selective", 4, 1, 1, 0, false, "1f1b", 1, "selective"},
       {"dp2_pp2_gpipe_full", 2, 1, 2, 0, false, "gpipe", 1, "full"},
       {"tp2_sp_pp2_selective_zero3", 1, 2, 2, 3, true, "1f1b", 1, "selective"},

@@ -1,6 +1,6 @@
 // PowerSGD in training, under mpirun. At a rank of at least min(n, m) for every matrix the
 // low-rank product is exact, so the losses are the one process's (float tolerance): alone at
-// dp = world, and composed with tp, pp (-np 4) and ZeRO-1 (-np 2). (Convergence at rank 4:
+// dp = world, and composed with tp, pp (-np 4) and ZeRO-1, 2 and 3 (-np 2). (Convergence at rank 4:
 // tests/e2e/powersgd_converge.sh.) A checkpoint carries each matrix's Q and error buffers: resumed at
 // the same layout the run continues bit for bit; resumed at another rank the state starts
 // afresh with a warning.
@@ -79,6 +79,20 @@ TEST(PowerSgdTraining, FullRankComposesWithZero1) {
   c.parallel.zero_stage = 1;
   const TrainSummary got = run(c);
   if (parallel::testing::runtime().rank() == 0) expect_close_losses(reference(), got);
+}
+
+// Stages 2 and 3 hold the compressed step's full gradient through both micro-batches and
+// keep their range of the average; stage 3 still gathers the parameters region by region.
+TEST(PowerSgdTraining, FullRankComposesWithZero2And3) {
+  if (world_size() != 2) GTEST_SKIP() << "needs 2 ranks";
+  for (const int stage : {2, 3}) {
+    Config c = full_rank(base_config("full_rank_zero" + std::to_string(stage), 2));
+    c.parallel.zero_stage = stage;
+    c.parallel.powersgd.start_step = 3;  // exact reduce-scatters first, then compressed steps
+    SCOPED_TRACE(c.run.dir);
+    const TrainSummary got = run(c);
+    if (parallel::testing::runtime().rank() == 0) expect_close_losses(reference(), got);
+  }
 }
 
 TEST(PowerSgdTraining, FullRankComposesWithTensorAndPipelineParallelism) {

@@ -140,10 +140,6 @@ parallel::Layout resolve_layout(const Config& config, int world_size) {
   rule(config.model.vocab_size >= l.tp, str_cat("model.vocab_size = ", config.model.vocab_size,
                                                  " is smaller than parallel.tp = ", l.tp,
                                                  " (every tp rank holds some vocabulary rows)"));
-  rule(config.parallel.powersgd.rank == 0 || config.parallel.zero_stage <= 1,
-       str_cat("parallel.powersgd.rank = ", config.parallel.powersgd.rank, " needs parallel.zero_stage 0 or 1, not ",
-               config.parallel.zero_stage, ": PowerSGD compresses a step's accumulated gradient, which stages 2 and 3 "
-               "never hold (they reduce each bucket as backward produces it)"));
   rule(!config.parallel.sequence_parallel || l.tp == 1 || config.model.block_size % l.tp == 0,
        str_cat("parallel.sequence_parallel: true splits the tokens over the tensor-parallel group, so "
                "model.block_size = ", config.model.block_size, " must be divisible by parallel.tp = ", l.tp));

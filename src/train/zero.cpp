@@ -109,7 +109,6 @@ ZeroSync::ZeroSync(const Config& config, parallel::ParallelContext& ctx, model::
     if (params[static_cast<size_t>(pieces_[i].param)].grad_summed_over_tp) tp_summed_grads_.push_back(refs[i].grad);
   powersgd_ = make_powersgd(config, ctx, gpt);
   powersgd_start_ = config.parallel.powersgd.start_step;
-  TN_CHECK(!powersgd_ || stage_ == 1, "zero", "parallel.powersgd needs parallel.zero_stage 0 or 1, got ", stage_);
 }
 
 ZeroSync::~ZeroSync() {
@@ -181,7 +180,14 @@ void ZeroSync::on_grad_ready(int param) {
   Bucket& B = buckets_[static_cast<size_t>(b)];
   TN_CHECK(B.pending > 0, "zero", "parameter ", gpt_.parameters()[static_cast<size_t>(param)].name,
            " became ready twice in one backward (call begin_backward before each)");
-  if (--B.pending == 0 && !B.launched) {
+  if (--B.pending == 0 && !B.launched && compressing()) {
+    // Stages 2 and 3 in a compressed step: the gradient stays whole for the compressor in
+    // finish(); stage 3's parameters go once the bucket's backward is over.
+    if (stage_ == 3) {
+      B.in_backward = false;
+      release_params(b);
+    }
+  } else if (B.pending == 0 && !B.launched) {
     launch(b);
     // The backward's last bucket: its reduce-scatters finish before the next micro-batch's
     // forward, whose activations then never share memory with this one's full gradients.
@@ -316,12 +322,24 @@ void ZeroSync::before_backward(int region) {
 }
 
 void ZeroSync::finish() {
-  if (compressing()) {  // stage 1: the full gradients, compressed; this rank's range is a view of them
+  if (compressing()) {
+    // The accumulated full gradients, compressed. Stage 1's range is a view of them; stages
+    // 2 and 3 copy theirs into the shard gradient and free the full buffers.
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<Tensor> grads;
     for (const auto& p : gpt_.parameters()) grads.push_back(autograd::grad(p.tensor));
     powersgd_->reduce(grads);
     wait_ms_ += ms_since(t0);
+    if (stage_ >= 2) {
+      for (size_t b = 0; b < buckets_.size(); ++b) {
+        Bucket& B = buckets_[b];
+        B.shard_grad.copy_(buffers_->grads(static_cast<int>(b)).slice(0, B.shard_begin, B.shard_begin + B.shard_size));
+        storage_of(buffers_->grads(static_cast<int>(b))).release();
+        B.grads_live = false;
+        B.in_backward = false;
+        if (stage_ == 3) release_params(static_cast<int>(b));
+      }
+    }
     sum_over_tp_and_tied();
     return;
   }

@@ -66,8 +66,12 @@ class ZeroSync final : public GradSync, private model::ParameterHooks {
   void begin_backward(bool last) override;
   void finish() override;
   double wait_ms() const override { return wait_ms_; }
-  // Stage 1 only: PowerSGD compresses the accumulated full gradients in finish() instead of
-  // the reduce-scatter, and each rank keeps its range of the decompressed average.
+  // PowerSGD, from its start step: every stage keeps the full gradients of the step's
+  // micro-batches (no reduce-scatter), compresses them in finish(), and each rank keeps its
+  // range of the decompressed average (stages 2 and 3 then free the full buffers). The
+  // compressor needs the accumulated gradient, and its error feedback holds one full-size
+  // error per compressed matrix anyway, so stage 2's gradient saving does not survive it;
+  // stage 3 still shards the parameters.
   parallel::PowerSgd* powersgd() override { return powersgd_.get(); }
 
   // Before a step's first backward (instead of autograd::zero_grad).
