@@ -15,9 +15,17 @@
 //
 // P is kept transposed (r' × n, its columns as contiguous rows), so orthonormalisation and
 // the products are gemm, axpby and sum_squares kernels on the tensors' device.
+//
+// Groups (buckets) let the compression overlap backward: each group's gradients are sent
+// on their own, as soon as they are final, in three collectives (its exact gradients, its
+// P's, its Q's, each batched). Every rank issues them in one order: group g's P phase at its
+// launch(), group g−1's Q phase right after (its P all-reduce has had group g's backward to
+// finish), the rest in end(). Values do not depend on the grouping: each matrix's
+// arithmetic is its own, and the collectives sum elementwise.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,12 +46,25 @@ class PowerSgd {
  public:
   // names and shapes: the gradients reduce() will be given, in that order (the same on every
   // rank of dp). Tensors live on `device` in `dtype` (f32). seed: the run's seed.
+  // groups: the gradients' indices per group, every index once, in launch order; empty: one
+  // group of all, in order.
   PowerSgd(Communicator& dp, std::vector<std::string> names, const std::vector<Shape>& shapes, DType dtype,
-           Device device, const PowerSgdOptions& options, uint64_t seed);
+           Device device, const PowerSgdOptions& options, uint64_t seed, std::vector<std::vector<int>> groups = {});
 
   // Replaces each gradient (contiguous, shapes as constructed) with its dp average: exact
-  // for the uncompressed ones, the rank-r' approximation for the others.
+  // for the uncompressed ones, the rank-r' approximation for the others. The same as
+  // begin(), launch() of every group, end().
   void reduce(const std::vector<Tensor>& grads);
+
+  // One compressed step, group by group: begin() before it; launch(g, its gradients in the
+  // group's order) for g = 0, 1, ... in order, each once they are final (backward may go on
+  // meanwhile: the tensors are read now and written in end()); end() after the last, which
+  // leaves every launched gradient replaced by its average.
+  void begin();
+  void launch(size_t g, const std::vector<Tensor>& grads);
+  void end();
+  size_t num_groups() const { return groups_.size(); }
+  const std::vector<int>& group(size_t g) const { return groups_.at(g).members; }
   // Every gradient averaged exactly (before start_step), in one all-reduce.
   void reduce_uncompressed(const std::vector<Tensor>& grads);
 
@@ -72,8 +93,17 @@ class PowerSgd {
     int rank = 0;          // r'; 0: sent uncompressed
     Tensor pt, q, error;   // pt: view of p_buf_ [r', n]; q: view of q_buf_ [m, r']
   };
+  struct Group {
+    std::vector<int> members;           // indices into mats_, in launch order
+    int64_t exact = 0;                  // elements of its uncompressed gradients
+    Tensor p, q;                        // its P's and Q's: contiguous ranges of p_buf_, q_buf_
+    Tensor flat;                        // its uncompressed gradients, concatenated, in flight
+    std::vector<Tensor> grads;          // this step's gradients (group order)
+    std::unique_ptr<Work> exact_work, p_work, q_work;
+  };
   void orthonormalize(Tensor& pt) const;
   void draw_q(Matrix& mat) const;
+  void start_q(size_t g);  // waits for g's P all-reduce, orthonormalises, launches its Q's
 
   Communicator& dp_;
   PowerSgdOptions opt_;
@@ -81,6 +111,9 @@ class PowerSgd {
   DType dtype_;
   Device device_;
   std::vector<Matrix> mats_;
+  std::vector<Group> groups_;
+  size_t next_launch_ = 0, next_q_ = 0;
+  bool active_ = false;  // between begin() and end()
   Tensor p_buf_, q_buf_;
   int64_t uncompressed_ = 0, p_elems_ = 0, q_elems_ = 0;
   int64_t steps_ = 0;

@@ -171,5 +171,43 @@ TEST(PowerSgd, FullRankIsThePlainAverageAndTheBytesAreThreeAllReduces) {
   }
 }
 
+// Groups launched one by one (as backward makes them final) give the values of one batched
+// reduce: each matrix's arithmetic is its own. Bytes: three all-reduces per group that has
+// both parts. Launching out of order is refused.
+TEST(PowerSgd, GroupsGiveTheSameValuesAsOneBatch) {
+  const int me = world().rank();
+  const std::vector<Shape> shapes{{12, 10}, {7}, {3, 4, 5}, {9, 8}, {6}};
+  PowerSgdOptions o;
+  o.rank = 2;
+  o.min_compression_rate = 1.2;
+  PowerSgd one(world(), {"a", "v", "b", "c", "w"}, shapes, DType::f32, Device::cpu(), o, 5);
+  PowerSgd grouped(world(), {"a", "v", "b", "c", "w"}, shapes, DType::f32, Device::cpu(), o, 5,
+                   {{4, 3}, {2, 1}, {0}});
+  ASSERT_EQ(grouped.num_groups(), 3u);
+  for (int s = 0; s < 3; ++s) {
+    std::vector<Tensor> a, b;
+    for (size_t g = 0; g < shapes.size(); ++g) {
+      a.push_back(gradient(shapes[g], static_cast<int>(g), me, s));
+      b.push_back(gradient(shapes[g], static_cast<int>(g), me, s));
+    }
+    one.reduce(a);
+    grouped.begin();
+    for (size_t g = 0; g < grouped.num_groups(); ++g) {
+      std::vector<Tensor> mine;
+      for (const int i : grouped.group(g)) mine.push_back(b[static_cast<size_t>(i)]);
+      grouped.launch(g, mine);
+    }
+    grouped.end();
+    for (size_t g = 0; g < shapes.size(); ++g) {
+      const std::string what = "step " + std::to_string(s + 1) + " " + one.name(g);
+      const int64_t n = shapes[g][0], m = shape_numel(shapes[g]) / n;
+      expect_near(b[g], to_mat(a[g], n, m), what, 1e-6);
+      if (one.compressed(g)) expect_near(grouped.error(g), to_mat(one.error(g), n, m), what + " error", 1e-6);
+    }
+  }
+  grouped.begin();
+  EXPECT_THROW(grouped.launch(1, {gradient(shapes[2], 2, me, 9), gradient(shapes[1], 1, me, 9)}), Error);
+}
+
 }  // namespace
 }  // namespace ternion::parallel

@@ -38,8 +38,23 @@ parallel::PowerSgdOptions powersgd_options(const Config& config) {
   return o;
 }
 
+std::vector<std::vector<int>> powersgd_groups(const std::vector<int64_t>& numels, double bucket_mb) {
+  const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * 1048576.0 / sizeof(float)));
+  std::vector<std::vector<int>> groups;
+  int64_t filled = 0;
+  for (int i = static_cast<int>(numels.size()) - 1; i >= 0; --i) {
+    if (groups.empty() || (filled > 0 && filled + numels[static_cast<size_t>(i)] > cap)) {
+      groups.emplace_back();
+      filled = 0;
+    }
+    groups.back().push_back(i);
+    filled += numels[static_cast<size_t>(i)];
+  }
+  return groups;
+}
+
 std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel::ParallelContext& ctx,
-                                                  const model::Gpt& gpt) {
+                                                  const model::Gpt& gpt, std::vector<std::vector<int>> groups) {
   const PowerSgdConfig& c = config.parallel.powersgd;
   if (c.rank == 0 || ctx.dp->size() == 1) return nullptr;  // nothing to send: nothing to compress
   std::vector<std::string> names;
@@ -50,7 +65,8 @@ std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel
   }
   const Tensor& any = gpt.parameters().at(0).tensor;
   return std::make_unique<parallel::PowerSgd>(*ctx.dp, std::move(names), shapes, any.dtype(), any.device(),
-                                              powersgd_options(config), static_cast<uint64_t>(config.run.seed));
+                                              powersgd_options(config), static_cast<uint64_t>(config.run.seed),
+                                              std::move(groups));
 }
 
 namespace {
@@ -88,17 +104,45 @@ class DataParallelSync final : public GradSync {
         tied_(std::move(tied)),
         tp_(tp),
         tp_partial_(std::move(tp_partial)),
-        powersgd_(std::move(powersgd)),
-        start_step_(start_step) {
-    // PowerSGD sends everything from finish(); the bucketed reducer serves the other steps.
+        start_step_(start_step),
+        psgd_(std::make_shared<Compression>()) {
+    // The bucketed reducer serves the steps before PowerSGD's start; from it on, PowerSGD
+    // compresses group by group (the reducer's buckets) as the last backward finishes each.
     reducer_ = std::make_unique<parallel::GradReducer>(dp, std::move(params), bucket_mb);
+    Compression& c = *psgd_;
+    c.psgd = std::move(powersgd);
+    if (!c.psgd) return;
+    c.params = params_;
+    c.group_of.assign(params_.size(), 0);
+    for (size_t g = 0; g < c.psgd->num_groups(); ++g)
+      for (const int i : c.psgd->group(g)) c.group_of[static_cast<size_t>(i)] = static_cast<int>(g);
+    c.pending.resize(c.psgd->num_groups());
+    std::weak_ptr<Compression> weak = psgd_;
+    for (size_t i = 0; i < params_.size(); ++i)
+      autograd::register_grad_ready_hook(params_[i], [weak, i](const Tensor&) {
+        if (auto s = weak.lock()) s->on_ready(i);
+      });
   }
   void begin_step(int64_t step) override { step_ = step; }
-  void begin_backward(bool last) override { reducer_->begin_backward(last && !compressing()); }
+  void begin_backward(bool last) override {
+    reducer_->begin_backward(last && !compressing());
+    Compression& c = *psgd_;
+    c.active = last && compressing();
+    if (!c.active) return;
+    c.psgd->begin();
+    c.next = 0;
+    for (size_t g = 0; g < c.pending.size(); ++g) c.pending[g] = static_cast<int>(c.psgd->group(g).size());
+  }
   void finish() override {
     const auto t0 = std::chrono::steady_clock::now();
     if (compressing()) {
-      powersgd_->reduce(gradients_of(params_));
+      Compression& c = *psgd_;
+      TN_CHECK(c.active, "train", "finish() without a begin_backward(true) before the last backward");
+      // Groups whose gradients the last backward did not all reach: what earlier
+      // micro-batches accumulated, or zeros.
+      while (c.next < c.pending.size()) c.launch(c.next++);
+      c.psgd->end();
+      c.active = false;
       wait_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     } else {
       reducer_->finish();
@@ -117,10 +161,29 @@ class DataParallelSync final : public GradSync {
     embedding_.all_reduce(g, parallel::ReduceOp::kSum);
   }
   double wait_ms() const override { return wait_ms_; }
-  parallel::PowerSgd* powersgd() override { return powersgd_.get(); }
+  parallel::PowerSgd* powersgd() override { return psgd_->psgd.get(); }
 
  private:
-  bool compressing() const { return powersgd_ && step_ >= start_step_; }
+  // PowerSGD's state shared with the parameters' grad-ready hooks.
+  struct Compression {
+    std::unique_ptr<parallel::PowerSgd> psgd;
+    std::vector<Tensor> params;
+    std::vector<int> group_of;  // each parameter's group
+    std::vector<int> pending;   // per group: gradients the last backward has not finished
+    size_t next = 0;            // the next group to launch (in order, on every rank alike)
+    bool active = false;        // in a compressed step's last backward
+    void launch(size_t g) {
+      std::vector<Tensor> group;
+      for (const int i : psgd->group(g)) group.push_back(params[static_cast<size_t>(i)]);
+      psgd->launch(g, gradients_of(group));
+    }
+    void on_ready(size_t i) {
+      if (!active) return;
+      --pending[static_cast<size_t>(group_of[i])];
+      while (next < pending.size() && pending[next] == 0) launch(next++);
+    }
+  };
+  bool compressing() const { return psgd_->psgd && step_ >= start_step_; }
 
   std::vector<Tensor> params_;
   std::unique_ptr<parallel::GradReducer> reducer_;
@@ -128,8 +191,8 @@ class DataParallelSync final : public GradSync {
   Tensor tied_;
   parallel::Communicator& tp_;
   std::vector<Tensor> tp_partial_;
-  std::unique_ptr<parallel::PowerSgd> powersgd_;
   int64_t start_step_ = 0, step_ = 0;
+  std::shared_ptr<Compression> psgd_;
   double wait_ms_ = 0;
 };
 
@@ -144,8 +207,11 @@ std::unique_ptr<GradSync> make_grad_sync(const Config& config, parallel::Paralle
     if (p.grad_summed_over_tp) tp_partial.push_back(p.tensor);
     if (p.name == "transformer.wte.weight") tied = p.tensor;
   }
+  std::vector<int64_t> numels;
+  for (const Tensor& p : params) numels.push_back(p.numel());
+  auto powersgd = make_powersgd(config, ctx, gpt, powersgd_groups(numels, config.parallel.bucket_mb));
   return std::make_unique<DataParallelSync>(*ctx.dp, std::move(params), config.parallel.bucket_mb, *ctx.embedding,
-                                            tied, *ctx.tp, std::move(tp_partial), make_powersgd(config, ctx, gpt),
+                                            tied, *ctx.tp, std::move(tp_partial), std::move(powersgd),
                                             config.parallel.powersgd.start_step);
 }
 
