@@ -105,23 +105,31 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
       if (params[i].name == "transformer.wte.weight") wte = static_cast<int>(i);
     // The gradient sync's traffic on dp: the loss average, and per stage its collectives.
     r.comm_dp = all_reduce_bytes(dp, 8);
-    const bool compressing = config.parallel.powersgd.rank > 0 && dp > 1 && step >= config.parallel.powersgd.start_step;
-    int64_t psgd = 0;  // PowerSGD's three all-reduces: the exact gradients, every P, every Q
-    if (compressing) {
+    // PowerSGD's sizes (its compressor exists at dp > 1 from the start; it compresses from
+    // start_step): the exact gradients' elements, every P's and every Q's, and each
+    // compressed matrix's error buffer.
+    const bool powersgd = config.parallel.powersgd.rank > 0 && dp > 1;
+    const bool compressing = powersgd && step >= config.parallel.powersgd.start_step;
+    int64_t psgd_exact = 0, psgd_p = 0, psgd_q = 0;
+    std::vector<int64_t> psgd_errors;
+    if (powersgd) {
       const parallel::PowerSgdOptions o = powersgd_options(config);
-      int64_t exact = 0, ps = 0, qs = 0;
       for (const model::Parameter& p : params) {
         const int rr = parallel::PowerSgd::matrix_rank(p.local_shape, o);
         const int64_t n = shape_numel(p.local_shape);
         if (!rr) {
-          exact += n;
-        } else {
-          ps += rr * p.local_shape[0];
-          qs += rr * (n / p.local_shape[0]);
+          psgd_exact += n;
+          continue;
         }
+        psgd_p += rr * p.local_shape[0];
+        psgd_q += rr * (n / p.local_shape[0]);
+        if (o.error_feedback) psgd_errors.push_back(n);
       }
-      psgd = all_reduce_bytes(dp, 4 * exact) + all_reduce_bytes(dp, 4 * ps) + all_reduce_bytes(dp, 4 * qs);
     }
+    // Its three all-reduces: the exact gradients, every P, every Q.
+    const int64_t psgd = compressing ? all_reduce_bytes(dp, 4 * psgd_exact) + all_reduce_bytes(dp, 4 * psgd_p) +
+                                           all_reduce_bytes(dp, 4 * psgd_q)
+                                     : 0;
     std::vector<int64_t> sp_numels;  // gradients summed over tp after the dp sync
     int64_t tied_numel = wte >= 0 ? numels[static_cast<size_t>(wte)] : 0;  // summed over the embedding group
     if (stage == 0) {  // every tensor whole; AdamW's two moments per element
@@ -329,19 +337,10 @@ Plan plan_model_states(const Config& config, int world_size, int64_t step, bool 
           }
         }
       }
-      if (config.parallel.powersgd.rank > 0 && dp > 1) {  // P, Q and the error buffers
-        const parallel::PowerSgdOptions o = powersgd_options(config);
-        int64_t ps = 0, qs = 0;
-        for (const model::Parameter& p : params) {
-          const int rr = parallel::PowerSgd::matrix_rank(p.local_shape, o);
-          if (!rr) continue;
-          const int64_t n = shape_numel(p.local_shape), rows = p.local_shape[0];
-          ps += rr * rows;
-          qs += rr * (n / rows);
-          if (o.error_feedback) hold(4 * n), buffers += 4 * n;
-        }
-        hold(4 * ps), hold(4 * qs);
-        buffers += 4 * (ps + qs);
+      if (powersgd) {  // P, Q and the error buffers
+        for (const int64_t n : psgd_errors) hold(4 * n), buffers += 4 * n;
+        hold(4 * psgd_p), hold(4 * psgd_q);
+        buffers += 4 * (psgd_p + psgd_q);
       }
       if (shard.head) {
         first.push_back(r.activations_peak);
