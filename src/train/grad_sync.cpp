@@ -38,21 +38,6 @@ parallel::PowerSgdOptions powersgd_options(const Config& config) {
   return o;
 }
 
-std::vector<std::vector<int>> powersgd_groups(const std::vector<int64_t>& numels, double bucket_mb) {
-  const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * 1048576.0 / sizeof(float)));
-  std::vector<std::vector<int>> groups;
-  int64_t filled = 0;
-  for (int i = static_cast<int>(numels.size()) - 1; i >= 0; --i) {
-    if (groups.empty() || (filled > 0 && filled + numels[static_cast<size_t>(i)] > cap)) {
-      groups.emplace_back();
-      filled = 0;
-    }
-    groups.back().push_back(i);
-    filled += numels[static_cast<size_t>(i)];
-  }
-  return groups;
-}
-
 std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel::ParallelContext& ctx,
                                                   const model::Gpt& gpt, std::vector<std::vector<int>> groups) {
   const PowerSgdConfig& c = config.parallel.powersgd;
@@ -96,10 +81,11 @@ std::vector<Tensor> gradients_of(const std::vector<Tensor>& params) {
 // concatenation.
 class DataParallelSync final : public GradSync {
  public:
-  DataParallelSync(parallel::Communicator& dp, std::vector<Tensor> params, double bucket_mb,
+  DataParallelSync(std::vector<Tensor> params, std::unique_ptr<parallel::GradReducer> reducer,
                    parallel::Communicator& embedding, Tensor tied, parallel::Communicator& tp,
                    std::vector<Tensor> tp_partial, std::unique_ptr<parallel::PowerSgd> powersgd, int64_t start_step)
-      : params_(params),
+      : params_(std::move(params)),
+        reducer_(std::move(reducer)),
         embedding_(embedding),
         tied_(std::move(tied)),
         tp_(tp),
@@ -108,7 +94,6 @@ class DataParallelSync final : public GradSync {
         psgd_(std::make_shared<Compression>()) {
     // The bucketed reducer serves the steps before PowerSGD's start; from it on, PowerSGD
     // compresses group by group (the reducer's buckets) as the last backward finishes each.
-    reducer_ = std::make_unique<parallel::GradReducer>(dp, std::move(params), bucket_mb);
     Compression& c = *psgd_;
     c.psgd = std::move(powersgd);
     if (!c.psgd) return;
@@ -207,11 +192,18 @@ std::unique_ptr<GradSync> make_grad_sync(const Config& config, parallel::Paralle
     if (p.grad_summed_over_tp) tp_partial.push_back(p.tensor);
     if (p.name == "transformer.wte.weight") tied = p.tensor;
   }
-  std::vector<int64_t> numels;
-  for (const Tensor& p : params) numels.push_back(p.numel());
-  auto powersgd = make_powersgd(config, ctx, gpt, powersgd_groups(numels, config.parallel.bucket_mb));
-  return std::make_unique<DataParallelSync>(*ctx.dp, std::move(params), config.parallel.bucket_mb, *ctx.embedding,
-                                            tied, *ctx.tp, std::move(tp_partial), std::move(powersgd),
+  auto reducer = std::make_unique<parallel::GradReducer>(*ctx.dp, params, config.parallel.bucket_mb);
+  // PowerSGD's groups are the reducer's buckets (filled in reverse parameter order).
+  std::vector<std::vector<int>> groups;
+  const std::vector<int> bucket = reducer->bucket_of_params();
+  for (int i = static_cast<int>(params.size()) - 1; i >= 0; --i) {
+    const size_t b = static_cast<size_t>(bucket[static_cast<size_t>(i)]);
+    if (groups.size() <= b) groups.resize(b + 1);
+    groups[b].push_back(i);
+  }
+  auto powersgd = make_powersgd(config, ctx, gpt, std::move(groups));
+  return std::make_unique<DataParallelSync>(std::move(params), std::move(reducer), *ctx.embedding, tied, *ctx.tp,
+                                            std::move(tp_partial), std::move(powersgd),
                                             config.parallel.powersgd.start_step);
 }
 

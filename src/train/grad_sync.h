@@ -43,10 +43,6 @@ parallel::PowerSgdOptions powersgd_options(const Config& config);
 std::unique_ptr<parallel::PowerSgd> make_powersgd(const Config& config, parallel::ParallelContext& ctx,
                                                   const model::Gpt& gpt, std::vector<std::vector<int>> groups = {});
 
-// PowerSGD's groups for gradients of these sizes (parameter order): the data-parallel
-// reducer's buckets, filled in reverse order up to bucket_mb MiB, one at least per group.
-std::vector<std::vector<int>> powersgd_groups(const std::vector<int64_t>& numels, double bucket_mb);
-
 // What every synchronisation does after the dp reduction: the sequence-parallel parameters'
 // partial gradients summed over tp (one all-reduce of their concatenation), and the tied
 // embedding's two copies summed over the embedding group. grads: the gradients to sum
