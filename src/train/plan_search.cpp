@@ -70,6 +70,21 @@ StepTime estimate_step_time(const Config& config, const Plan& plan, const StepTi
   return t;
 }
 
+Config Candidate::applied_to(const Config& config) const {
+  Config c = config;
+  c.parallel.dp = dp;
+  c.parallel.tp = tp;
+  c.parallel.pp = pp;
+  c.parallel.pp_layers.clear();
+  c.parallel.zero_stage = zero_stage;
+  c.parallel.sequence_parallel = sequence_parallel;
+  c.parallel.pp_schedule = schedule;
+  c.parallel.virtual_stages = virtual_stages;
+  c.train.micro_batch_size = static_cast<int>(micro_batch_size);
+  c.train.activation_checkpointing = recompute;
+  return c;
+}
+
 PlanPeak largest_peak(const Plan& plan) {
   PlanPeak p;
   for (const PlannedRank& r : plan.ranks)
@@ -98,17 +113,17 @@ SearchResult search_layouts(const Config& config, int world_size, int64_t device
         for (const Schedule& sched : schedules) {
           for (const char* recompute : {"none", "selective", "full"}) {
             for (int zero = 0; zero <= 3; ++zero) {
-              Config c = config;
-              c.parallel.dp = dp;
-              c.parallel.tp = tp;
-              c.parallel.pp = pp;
-              c.parallel.pp_layers.clear();
-              c.parallel.zero_stage = zero;
-              c.parallel.sequence_parallel = tp > 1;
-              c.parallel.pp_schedule = sched.name;
-              c.parallel.virtual_stages = sched.v;
-              c.train.micro_batch_size = static_cast<int>(mbs);
-              c.train.activation_checkpointing = recompute;
+              Candidate k;
+              k.dp = dp;
+              k.tp = tp;
+              k.pp = pp;
+              k.zero_stage = zero;
+              k.virtual_stages = sched.v;
+              k.micro_batch_size = mbs;
+              k.sequence_parallel = tp > 1;
+              k.recompute = recompute;
+              k.schedule = sched.name;
+              const Config c = k.applied_to(config);
               Plan plan;
               try {
                 plan = plan_model_states(c, world_size, step, /*every_rank=*/false);
@@ -122,16 +137,6 @@ SearchResult search_layouts(const Config& config, int world_size, int64_t device
                 ++out.too_big;
                 continue;
               }
-              Candidate k;
-              k.dp = dp;
-              k.tp = tp;
-              k.pp = pp;
-              k.zero_stage = zero;
-              k.virtual_stages = sched.v;
-              k.micro_batch_size = mbs;
-              k.sequence_parallel = c.parallel.sequence_parallel;
-              k.recompute = recompute;
-              k.schedule = sched.name;
               k.peak = peak;
               k.time = estimate_step_time(c, plan, model);
               out.fits.push_back(std::move(k));

@@ -60,6 +60,9 @@ struct Candidate {
   std::string recompute, schedule;
   PlanPeak peak;
   StepTime time;
+
+  // config with this layout's keys set (the rest as given).
+  Config applied_to(const Config& config) const;
 };
 
 struct SearchResult {

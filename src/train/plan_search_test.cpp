@@ -148,16 +148,8 @@ TEST(Search, RanksWhatFitsByStepTime) {
   EXPECT_TRUE(zero_or_split) << "plain dp = 64 holds 16 bytes per parameter and the activations: it cannot fit";
   // The winner, planned again on its own, gives the same peak and time.
   const Candidate& best = res.fits.front();
-  Config b = c;
-  b.parallel.dp = best.dp;
-  b.parallel.tp = best.tp;
-  b.parallel.pp = best.pp;
-  b.parallel.zero_stage = best.zero_stage;
-  b.parallel.sequence_parallel = best.sequence_parallel;
-  b.parallel.pp_schedule = best.schedule;
-  b.parallel.virtual_stages = best.virtual_stages;
-  b.train.micro_batch_size = static_cast<int>(best.micro_batch_size);
-  b.train.activation_checkpointing = best.recompute;
+  const Config b = best.applied_to(c);
+  EXPECT_EQ(b.parallel.dp * b.parallel.tp * b.parallel.pp, 64);
   const Plan again = plan_model_states(b, 64);
   EXPECT_EQ(largest_peak(again).bytes, best.peak.bytes);
   EXPECT_NEAR(estimate_step_time(b, again, {}).total(), best.time.total(), 1e-9 * best.time.total());
