@@ -180,19 +180,21 @@ void ZeroSync::on_grad_ready(int param) {
   Bucket& B = buckets_[static_cast<size_t>(b)];
   TN_CHECK(B.pending > 0, "zero", "parameter ", gpt_.parameters()[static_cast<size_t>(param)].name,
            " became ready twice in one backward (call begin_backward before each)");
-  if (--B.pending == 0 && !B.launched && compressing()) {
-    // Stages 2 and 3 in a compressed step: the gradient stays whole for the compressor in
-    // finish(); stage 3's parameters go once the bucket's backward is over.
-    if (stage_ == 3) {
-      B.in_backward = false;
-      release_params(b);
+  if (--B.pending == 0 && !B.launched) {
+    if (compressing()) {
+      // Stages 2 and 3 in a compressed step: the gradient stays whole for the compressor in
+      // finish(); stage 3's parameters go once the bucket's backward is over.
+      if (stage_ == 3) {
+        B.in_backward = false;
+        release_params(b);
+      }
+    } else {
+      launch(b);
+      // The backward's last bucket: its reduce-scatters finish before the next micro-batch's
+      // forward, whose activations then never share memory with this one's full gradients.
+      if (stage_ >= 2 && ++launched_in_backward_ == static_cast<int>(buckets_.size()))
+        while (!in_flight_.empty()) complete(in_flight_.front());
     }
-  } else if (B.pending == 0 && !B.launched) {
-    launch(b);
-    // The backward's last bucket: its reduce-scatters finish before the next micro-batch's
-    // forward, whose activations then never share memory with this one's full gradients.
-    if (stage_ >= 2 && ++launched_in_backward_ == static_cast<int>(buckets_.size()))
-      while (!in_flight_.empty()) complete(in_flight_.front());
   }
   poll();
 }
